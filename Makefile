@@ -1,0 +1,26 @@
+# The README's two commands. Each creates .venv (pinned by constraints.txt) when it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/langan train configs/names-mle.yaml train.steps=2500 eval.every=500 --name make-run --overwrite
+	$(BIN)/langan sample runs/make-run --n 20 --temperature 1.0
+	$(BIN)/langan eval runs/make-run --n 1000
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

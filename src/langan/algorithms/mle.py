@@ -1,0 +1,60 @@
+"""Maximum-likelihood training of the generator: the baseline every GAN must beat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from langan.algorithms.base import Algorithm
+from langan.config import Config
+from langan.data.batching import Batch
+from langan.data.dataset import DataBundle
+from langan.data.tokenizers import PAD
+from langan.losses import token_nll_sum
+from langan.models import build_generator
+from langan.optim import apply_schedule, build_optimizer, clip_gradients
+
+
+class MLE(Algorithm):
+    name = "mle"
+
+    def __init__(self, cfg: Config, data: DataBundle, device: torch.device, total_steps: int):
+        super().__init__(cfg, data, device, total_steps)
+        self.gen = build_generator(cfg.generator, data.tokenizer.vocab_size, data.max_length).to(device)
+        self.opt = build_optimizer(self.gen, cfg.optim.gen)
+
+    @property
+    def generator(self) -> nn.Module:
+        return self.gen
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"generator": self.gen}
+
+    def step(self, batch: Batch) -> dict[str, Tensor | float]:
+        ocfg = self.cfg.optim.gen
+        lr, beta1 = apply_schedule(self.opt, ocfg, self.step_count, self.total_steps)
+        tokens = batch.tokens.to(self.device, non_blocking=True)
+        n_targets = (tokens[:, 1:] != PAD).sum().clamp(min=1)
+        self.gen.train()
+        self.opt.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=self.device)
+        for micro in self.micro_batches(tokens, ocfg.grad_accumulation):
+            with self.autocast():
+                nll, _ = token_nll_sum(self.gen, micro)
+            loss = nll / n_targets  # normalised by the whole batch: same gradient as one big batch
+            loss.backward()
+            total += loss.detach()
+        grad_norm = clip_gradients(self.gen, ocfg.max_grad_norm)
+        self.opt.step()
+        self.step_count += 1
+        return {"gen/loss": total, "gen/grad_norm": grad_norm, "gen/lr": lr, "gen/beta1": beta1,
+                "gen/tokens": n_targets}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step_count": self.step_count, "gen_optimizer": self.opt.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step_count = int(state["step_count"])
+        self.opt.load_state_dict(state["gen_optimizer"])

@@ -1,0 +1,210 @@
+"""`langan` command line: train, sample, eval, runs, config. A user's mistake is one line, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from langan.errors import LanganError
+
+EPILOG = "Examples:\n  langan train configs/names-mle.yaml train.steps=2000 --name try1\n" \
+         "  langan sample runs/try1 --n 20 --temperature 0.8\n  langan eval runs/try1\n  langan runs"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _sampling_args(p: argparse.ArgumentParser, n: int) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, e.g. runs/names-mle-1")
+    p.add_argument("--n", type=_positive_int, default=n, help=f"number of samples (default {n})")
+    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy (default 1.0)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1.0 = off)")
+    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (default 0 = off)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--checkpoint", default="latest", help="latest (default), best, or step-N")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="langan", description="Train and evaluate language GANs against "
+                                     "honest maximum-likelihood baselines.", epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a model from a config (or resume a run)",
+                       description="Train from a YAML preset with dotted overrides, or continue a run exactly "
+                       "where it stopped. Ctrl-C stops cleanly after the current step with a checkpoint.")
+    p.add_argument("config", nargs="?", metavar="CONFIG.yaml", help="preset, e.g. configs/names-mle.yaml")
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides, e.g. train.steps=500")
+    p.add_argument("--name", help="run name (default: the preset's name plus the next free number)")
+    p.add_argument("--runs-dir", default="runs", help="where run directories live (default: runs)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory of that name")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
+    p.add_argument("--steps", type=_positive_int, help="with --resume: new total number of steps")
+    p.add_argument("--stop-after", type=_positive_int, metavar="N",
+                   help="stop (with a checkpoint) after step N; --resume continues")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+    p = sub.add_parser("sample", help="print samples of a trained run, tagged train / valid/test / new")
+    _sampling_args(p, 20)
+    p.add_argument("--plain", action="store_true", help="print the texts only, without tags")
+
+    p = sub.add_parser("eval", help="evaluate a run on its test split and samples; writes RUN_DIR/eval.json")
+    _sampling_args(p, 1000)
+    p.add_argument("--metrics", help="comma-separated metrics (default: all available)")
+    p.add_argument("--json", action="store_true", help="print eval.json instead of a table")
+
+    p = sub.add_parser("runs", help="list runs, or `langan runs diff RUN_A RUN_B`")
+    p.add_argument("args", nargs="*", metavar="ARG", help="[RUNS_DIR] | diff RUN_A RUN_B")
+
+    p = sub.add_parser("config", help="print every config key with its value and meaning")
+    p.add_argument("config", nargs="?", metavar="CONFIG.yaml", help="a preset to resolve (default: the defaults)")
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    return parser
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def _next_name(runs_dir: Path, stem: str) -> str:
+    taken = {p.name for p in runs_dir.iterdir()} if runs_dir.is_dir() else set()
+    numbers = [int(m.group(1)) for n in taken if (m := re.fullmatch(re.escape(stem) + r"-(\d+)", n))]
+    return f"{stem}-{max(numbers, default=0) + 1}"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from langan.config import load_config
+    from langan.train import session as sessions
+
+    if args.resume:
+        if args.config or args.overrides:
+            raise LanganError("--resume continues a run with its own recorded config; drop CONFIG and overrides "
+                              "(use --steps N to extend it)")
+        s = sessions.resume_session(args.resume, steps=args.steps, argv=args.argv, quiet=args.quiet)
+        print(f"resuming {s.run.path} at step {s.trainer.step} of {s.trainer.total_steps}", file=sys.stderr)
+    else:
+        if not args.config:
+            raise LanganError("give a config, e.g. `langan train configs/names-mle.yaml`, or --resume RUN_DIR")
+        if args.steps:
+            raise LanganError("--steps goes with --resume; for a new run use the override train.steps=N")
+        cfg = load_config(args.config, args.overrides)
+        runs_dir = Path(args.runs_dir)
+        name = args.name or _next_name(runs_dir, Path(args.config).stem)
+        s = sessions.new_session(cfg, runs_dir / name, overwrite=args.overwrite, argv=args.argv, quiet=args.quiet)
+    if not args.quiet:
+        for line in s.describe():
+            print(line, file=sys.stderr)
+    try:
+        status = s.trainer.fit(stop_after=args.stop_after)
+    except BaseException as err:
+        s.run.update_meta(status="crashed", error=f"{type(err).__name__}: {err}",
+                          finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), steps_done=s.trainer.step)
+        raise
+    s.run.update_meta(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), steps_done=s.trainer.step)
+    t = s.trainer
+    print(f"{status}: {t.step}/{t.total_steps} steps in {t.elapsed:.0f}s training time "
+          f"({t.tokens_seen / max(t.elapsed, 1e-9):,.0f} tokens/s), best valid nll {t.best_valid_nll:.4f} "
+          f"-> {s.run.path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- sample / eval
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from langan.eval.samples import draw_samples
+    from langan.train.session import load_trained
+
+    loaded = load_trained(args.run_dir, args.checkpoint)
+    gen, data = loaded.algorithm.generator, loaded.data
+    samples = draw_samples(gen, data.tokenizer, args.n, data.max_length, seed=args.seed,
+                           temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+                           cond=loaded.algorithm.cond_for(args.n))
+    tags = [data.origin(t) for t in samples.texts]
+    for tag, text in zip(tags, samples.texts, strict=True):
+        print(text if args.plain else f"{tag:<10}  {text}")
+    if not args.plain:
+        counts = {t: tags.count(t) for t in ("new", "train", "valid/test")}
+        print(f"# {args.n} samples from {loaded.checkpoint.name}: {counts['new']} new, {counts['train']} in train, "
+              f"{counts['valid/test']} in valid/test", file=sys.stderr)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from langan.eval.evaluate import evaluate_run, format_table
+
+    names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    results = evaluate_run(args.run_dir, n=args.n, temperature=args.temperature, top_p=args.top_p,
+                           top_k=args.top_k, seed=args.seed, which=args.checkpoint, metrics=names)
+    print(json.dumps(results, indent=2) if args.json else format_table(results))
+    return 0
+
+
+# ----------------------------------------------------------------------------- runs / config
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from langan import runs
+
+    if args.args and args.args[0] == "diff":
+        if len(args.args) != 3:
+            raise LanganError("usage: langan runs diff RUN_A RUN_B")
+        print(runs.format_diff(runs.diff_runs(args.args[1], args.args[2])))
+        return 0
+    if len(args.args) > 1:
+        raise LanganError("usage: langan runs [RUNS_DIR] | langan runs diff RUN_A RUN_B")
+    print(runs.format_table(runs.list_runs(args.args[0] if args.args else "runs")))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from langan.config import describe, flatten, load_config, to_dict
+
+    values = flatten(to_dict(load_config(args.config, args.overrides)))
+    rows = describe()
+    width = max(len(k) for k, _, _ in rows)
+    for key, _, doc in rows:
+        print(f"{key:<{width}}  {json.dumps(values[key]):<14}  {doc}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "runs": cmd_runs, "config": cmd_config}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, extra = parser.parse_known_args(argv)
+    args.argv = ["langan", *argv]  # recorded in meta.json as the command line
+    # overrides may also come after options: `langan train C.yaml --name x train.steps=5`
+    stray = [a for a in extra if a.startswith("-") or "=" not in a or not hasattr(args, "overrides")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except LanganError as err:
+        print(f"langan {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"langan {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,321 @@
+"""Nested dataclass configuration: YAML presets + dotted command-line overrides, validated.
+
+Every field has a default and a one-line doc (`metadata["doc"]`); `langan config` prints them.
+A wrong key or type is one `LanganError` line naming the key and the closest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from langan.errors import LanganError
+
+
+def opt(default: Any, doc: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A config field with its doc line (and, for strings, the allowed values)."""
+    meta = {"doc": doc, "choices": choices}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    if dataclasses.is_dataclass(default):
+        return field(default_factory=type(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class OracleConfig:
+    params: str = opt("", "path to an .npz of SeqGAN oracle parameters; empty = random oracle from `seed`")
+    seed: int = opt(0, "seed of the random oracle's parameters (SeqGAN initialises them N(0, 1))")
+    vocab_size: int = opt(5000, "oracle vocabulary (SeqGAN: 5000)")
+    embedding_size: int = opt(32, "oracle embedding width (SeqGAN: 32)")
+    hidden_size: int = opt(32, "oracle LSTM width (SeqGAN: 32)")
+    length: int = opt(20, "length of every oracle sequence; no EOS (SeqGAN: 20)")
+    num_samples: int = opt(10000, "sequences generated as the whole data set (SeqGAN: 10,000)")
+    sample_seed: int = opt(1, "seed of the sampling of the data set from the oracle")
+
+
+@dataclass
+class DataConfig:
+    source: str = opt("census-names", "'census-names', 'census-surnames', 'oracle', or a .txt/.tsv/.csv/.jsonl path")
+    tokenizer: str = opt("char", "how text becomes tokens ('oracle' is forced for the oracle source)",
+                         ("char", "word", "bpe"))
+    vocab_size: int = opt(2000, "BPE only: target vocabulary size including the 4 special tokens")
+    min_freq: int = opt(1, "char/word: symbols seen fewer times in training data map to UNK")
+    lowercase: bool = opt(False, "lower-case every text when reading (the census sources always are)")
+    text_column: str = opt("text", "TSV/CSV/JSONL: the column holding the text")
+    label_columns: list[str] = opt([], "TSV/CSV/JSONL: label columns to keep (a missing value = unlabelled)")
+    max_length: int = opt(32, "context length: most tokens a sequence holds after BOS, EOS included")
+    overlong: str = opt("truncate", "a text longer than max_length: cut it (counted in the log) or stop",
+                        ("truncate", "error"))
+    valid_size: float = opt(0.05, "validation split: a fraction (<1) or a count of examples")
+    test_size: float = opt(0.1, "test split: a fraction (<1) or a count of examples")
+    split_seed: int = opt(0, "seed of the train/valid/test split; separate from train.seed so seeds share a split")
+    limit: int = opt(0, "keep only the first N training examples (0 = all); valid/test are unchanged")
+    oracle: OracleConfig = opt(OracleConfig(), "the synthetic LSTM oracle (data.source=oracle)")
+
+
+@dataclass
+class GeneratorConfig:
+    arch: str = opt("transformer", "generator family", ("transformer", "lstm"))
+    hidden_size: int = opt(64, "width of embeddings and residual stream (LSTM: state size)")
+    intermediate_size: int = opt(256, "transformer MLP width")
+    num_layers: int = opt(4, "transformer blocks or stacked LSTM layers")
+    num_heads: int = opt(4, "attention heads (hidden_size must divide by it)")
+    rope_theta: float = opt(10000.0, "RoPE base; smaller values favour short contexts")
+    tie_word_embeddings: bool = opt(False, "share the input embedding and the output projection")
+    activation: str = opt("gelu", "transformer MLP: GELU (nanoGPT/makemore) or SwiGLU (Llama)",
+                          ("gelu", "swiglu"))
+    dropout: float = opt(0.0, "dropout on embeddings and residual branches")
+    attention_dropout: float = opt(0.0, "dropout on attention probabilities")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = opt(5e-4, "peak learning rate of AdamW (makemore: 5e-4)")
+    betas: list[float] = opt([0.9, 0.99], "AdamW (beta1, beta2) (makemore: 0.9, 0.99)")
+    eps: float = opt(1e-8, "AdamW epsilon")
+    weight_decay: float = opt(0.01, "AdamW decoupled weight decay on matrices (not on norms or biases)")
+    max_grad_norm: float = opt(1.0, "clip the global gradient norm to this (0 = no clipping)")
+    grad_accumulation: int = opt(1, "split each batch into this many micro-batches (same result, less memory)")
+    schedule: str = opt("constant", "learning-rate schedule after warmup", ("constant", "cosine", "onecycle"))
+    warmup_steps: int = opt(0, "linear warmup from 0 to lr over this many steps (constant/cosine)")
+    min_lr_ratio: float = opt(0.1, "cosine/onecycle: final lr = lr * min_lr_ratio")
+    pct_start: float = opt(0.3, "onecycle: fraction of steps spent raising the lr")
+    cycle_beta1: list[float] = opt([0.95, 0.85], "onecycle: beta1 goes from the first to the second value "
+                                   "while lr rises, and back while it falls (Smith 2018)")
+
+
+@dataclass
+class OptimSection:
+    gen: OptimConfig = opt(OptimConfig(), "optimiser of the generator")
+    disc: OptimConfig = opt(OptimConfig(), "optimiser of the discriminator (GAN algorithms)")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = opt(5000, "optimiser steps in total (ignored when epochs > 0)")
+    epochs: float = opt(0.0, "if > 0: train this many passes over the training split instead of `steps`")
+    batch_size: int = opt(32, "examples per optimiser step (makemore: 32)")
+    seed: int = opt(0, "seeds Python, NumPy and torch; with it a CPU run is repeatable bit for bit")
+    device: str = opt("auto", "'auto' (cuda if available), 'cpu', 'cuda', 'cuda:N'")
+    dtype: str = opt("float32", "autocast dtype for forward passes on CUDA", ("float32", "bfloat16"))
+    threads: int = opt(0, "torch CPU threads (0 = torch's default)")
+    checkpoint_every: int = opt(0, "write a checkpoint every N steps (0 = at every evaluation)")
+    keep_checkpoints: int = opt(2, "how many recent step-N checkpoints to keep (the best one is kept apart)")
+    log_every: int = opt(10, "write training metrics every N steps")
+
+
+@dataclass
+class EvalConfig:
+    every: int = opt(500, "evaluate (valid NLL, samples) every N steps and at the end")
+    num_samples: int = opt(20, "samples written to samples/step-N.txt at each evaluation")
+    batch_size: int = opt(256, "batch size of NLL evaluation")
+    temperature: float = opt(1.0, "temperature of the samples drawn at evaluation")
+    metrics: list[str] = opt([], "sample metrics logged at each evaluation: unique, novelty, distinct1..4, "
+                             "mean_length, eos_rate")
+    metric_samples: int = opt(500, "samples drawn for eval.metrics at each evaluation")
+
+
+@dataclass
+class Config:
+    algorithm: str = opt("mle", "training algorithm", ("mle",))
+    data: DataConfig = opt(DataConfig(), "data source, tokenizer, splits")
+    generator: GeneratorConfig = opt(GeneratorConfig(), "the generator network")
+    optim: OptimSection = opt(OptimSection(), "optimisers, one per network")
+    train: TrainConfig = opt(TrainConfig(), "training loop")
+    eval: EvalConfig = opt(EvalConfig(), "evaluation during training")
+
+
+# ----------------------------------------------------------------------------- building from dicts
+
+
+def _closest(name: str, options: typing.Iterable[str]) -> str:
+    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.4)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _number(value: Any, key: str, tp: type) -> float:
+    if isinstance(value, bool):
+        raise LanganError(f"config key '{key}': expected {tp.__name__}, got {value!r}")
+    if isinstance(value, (int, float)):
+        return value
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        raise LanganError(f"config key '{key}': expected {tp.__name__}, got {value!r}") from None
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert a YAML value to the field's type, or raise one clear line."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise LanganError(f"config key '{key}': expected a mapping of sub-keys, got {value!r}")
+        return build(tp, value, prefix=key + ".")
+    if origin in (list, tuple):
+        (item_tp,) = typing.get_args(tp)[:1]
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise LanganError(f"config key '{key}': expected a list, got {value!r}")
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
+            return value.lower() in ("true", "yes", "on")
+        if not isinstance(value, bool):
+            raise LanganError(f"config key '{key}': expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        number = _number(value, key, int)
+        if float(number) != int(number):
+            raise LanganError(f"config key '{key}': expected a whole number, got {value!r}")
+        return int(number)
+    if tp is float:
+        number = _number(value, key, float)
+        # Keep counts as ints (e.g. data.test_size=1000) and fractions as floats.
+        return int(number) if isinstance(value, int) else float(number)
+    if tp is str:
+        if isinstance(value, (dict, list)) or value is None:
+            raise LanganError(f"config key '{key}': expected a string, got {value!r}")
+        return str(value)
+    raise LanganError(f"config key '{key}': unsupported type {_type_name(tp)}")
+
+
+def build(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass `cls` from a nested dict, checking every key and value."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for name, value in raw.items():
+        key = prefix + str(name)
+        if name not in fields:
+            valid = [prefix + n for n in fields]
+            raise LanganError(f"unknown config key '{key}'{_closest(key, valid)}")
+        value = _coerce(value, hints[name], key)
+        choices = fields[name].metadata.get("choices")
+        if choices and value not in choices:
+            raise LanganError(f"config key '{key}': '{value}' is not one of {', '.join(choices)}"
+                              f"{_closest(str(value), choices)}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+# ----------------------------------------------------------------------------- files and overrides
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise LanganError(f"config file '{path}' not found; presets live in configs/ (e.g. configs/names-mle.yaml)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" line {where.line + 1}" if where else ""
+        raise LanganError(f"config file '{path}'{line} is not valid YAML: {getattr(err, 'problem', err)}") from None
+    if not isinstance(raw, dict):
+        raise LanganError(f"config file '{path}' must hold a mapping of sections (data:, generator:, ...)")
+    return raw
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Apply `a.b.c=value` (value parsed as YAML) to a nested dict in place."""
+    key, sep, text = override.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise LanganError(f"override '{override}' must look like key.sub=value (e.g. train.steps=100)")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise LanganError(f"override '{override}': '{part}' is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
+    raw = read_yaml(path) if path else {}
+    for override in overrides:
+        apply_override(raw, override)
+    cfg = build(Config, raw)
+    validate(cfg)
+    return cfg
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks that a type check cannot make."""
+    g, d, t = cfg.generator, cfg.data, cfg.train
+    checks = [
+        (g.hidden_size % g.num_heads == 0 or g.arch != "transformer",
+         f"generator.hidden_size ({g.hidden_size}) must be divisible by generator.num_heads ({g.num_heads})"),
+        (g.arch != "transformer" or (g.hidden_size // g.num_heads) % 2 == 0,
+         "generator.hidden_size / generator.num_heads must be even (RoPE rotates pairs of dimensions)"),
+        (d.max_length >= 1, "data.max_length must be at least 1"),
+        (t.batch_size >= 1, "train.batch_size must be at least 1"),
+        (t.steps >= 1 or t.epochs > 0, "train.steps must be at least 1 (or set train.epochs)"),
+        (cfg.eval.every >= 1, "eval.every must be at least 1"),
+        (d.valid_size >= 0 and d.test_size >= 0, "data.valid_size and data.test_size must be >= 0"),
+    ]
+    for name in ("gen", "disc"):
+        o = getattr(cfg.optim, name)
+        checks += [
+            (len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
+             f"optim.{name}.betas must be two values in [0, 1)"),
+            (len(o.cycle_beta1) == 2, f"optim.{name}.cycle_beta1 must be two values"),
+            (o.grad_accumulation >= 1, f"optim.{name}.grad_accumulation must be at least 1"),
+            (o.lr > 0, f"optim.{name}.lr must be positive"),
+        ]
+    for ok, message in checks:
+        if not ok:
+            raise LanganError(message)
+
+
+def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted key, default, doc) for every leaf field — what `langan config` prints."""
+    rows = []
+    instance = cls()
+    for f in dataclasses.fields(cls):
+        value = getattr(instance, f.name)
+        if dataclasses.is_dataclass(value):
+            rows += describe(type(value), prefix + f.name + ".")
+        else:
+            doc = f.metadata.get("doc", "")
+            if f.metadata.get("choices"):
+                doc += f" [{' | '.join(f.metadata['choices'])}]"
+            rows.append((prefix + f.name, value, doc))
+    return rows
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1} — used to diff configs."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, prefix + k + "."))
+        else:
+            out[prefix + k] = v
+    return out
+

@@ -1,0 +1,97 @@
+"""Batches, masks and padding conversions.
+
+Generators read right-padded rows `BOS x EOS PAD...`; discriminators read left-padded rows with an
+attention mask. The loss mask keeps every target that is not PAD: content tokens and EOS, never PAD.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from langan.data.tokenizers import PAD
+
+
+@dataclass
+class Batch:
+    tokens: Tensor  # [B, T + 1] right-padded, trimmed to the longest row of the batch
+    index: Tensor  # [B] positions of the rows in their split (to look up labels)
+
+    @property
+    def inputs(self) -> Tensor:  # [B, T]
+        return self.tokens[:, :-1]
+
+    @property
+    def targets(self) -> Tensor:  # [B, T]
+        return self.tokens[:, 1:]
+
+
+def loss_mask(targets: Tensor) -> Tensor:
+    """[B, T] bool: True where a target counts in a loss (content or EOS), False on PAD."""
+    return targets != PAD
+
+
+def trim(tokens: Tensor) -> Tensor:
+    """Drop the all-PAD columns at the right end of a right-padded batch (shorter forward passes)."""
+    used = int((tokens != PAD).any(0).nonzero().max()) + 1 if tokens.numel() else 1
+    return tokens[:, :used]
+
+
+def left_pad(tokens: Tensor) -> tuple[Tensor, Tensor]:
+    """Right-padded [B, T] -> (left-padded [B, T], attention mask [B, T] bool, True on real tokens)."""
+    t = tokens.shape[1]
+    lengths = (tokens != PAD).sum(1, keepdim=True)  # [B, 1]
+    src = torch.arange(t, device=tokens.device) - (t - lengths)  # [B, T] where each slot reads from
+    mask = src >= 0
+    out = torch.where(mask, tokens.gather(1, src.clamp(min=0)), torch.full_like(tokens, PAD))
+    return out, mask
+
+
+class BatchIterator:
+    """Endless shuffled batches over one split; its state (epoch, position) makes a resume exact.
+
+    The order of epoch e is `randperm(N)` from a generator seeded by (seed, e), so no RNG state needs
+    saving. The incomplete last batch of an epoch is dropped (each epoch shuffles anew, so every example
+    is still seen); a split smaller than the batch gives whole-split batches.
+    """
+
+    def __init__(self, tokens: Tensor, batch_size: int, seed: int):
+        self.tokens = tokens
+        self.batch_size = min(batch_size, len(tokens))
+        self.seed = seed
+        self.epoch = 0
+        self.position = 0
+        self._order = self._permutation(0)
+
+    def _permutation(self, epoch: int) -> Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(len(self.tokens), generator=g)
+
+    def __iter__(self) -> BatchIterator:
+        return self
+
+    def __next__(self) -> Batch:
+        if self.position + self.batch_size > len(self.tokens):
+            self.epoch, self.position = self.epoch + 1, 0
+            self._order = self._permutation(self.epoch)
+        index = self._order[self.position: self.position + self.batch_size]
+        self.position += self.batch_size
+        return Batch(trim(self.tokens[index]), index)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(len(self.tokens) // self.batch_size, 1)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self._order = self._permutation(self.epoch)
+
+
+def iterate_in_order(tokens: Tensor, batch_size: int) -> list[Tensor]:
+    """Fixed-order, trimmed batches over a whole split (evaluation)."""
+    return [trim(tokens[i: i + batch_size]) for i in range(0, len(tokens), batch_size)]

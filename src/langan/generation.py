@@ -1,0 +1,94 @@
+"""Sampling from any generator with the `forward(tokens, cache, cond)` contract.
+
+Guarantees: PAD, BOS and UNK are never sampled (UNK on request); after EOS only PAD follows; every
+sample ends at EOS or at `max_length` tokens. `logprobs` are log-probabilities under the distribution
+actually sampled from (after temperature, top-k, top-p and forbidden tokens) — what a policy gradient
+needs when sampling is tempered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from langan.data.tokenizers import BOS, EOS, PAD, UNK
+
+
+@dataclass
+class SampleOutput:
+    tokens: Tensor  # [B, L] sampled ids after BOS; PAD after EOS
+    logprobs: Tensor  # [B, L] log-prob of each sampled token (0 after EOS)
+    lengths: Tensor  # [B] tokens up to and including EOS (L if no EOS)
+    ended: Tensor  # [B] bool: the sample emitted EOS
+
+    def with_bos(self) -> Tensor:
+        """[B, L + 1] rows in the data layout `BOS x EOS PAD...`."""
+        return torch.cat([torch.full_like(self.tokens[:, :1], BOS), self.tokens], dim=1)
+
+
+def forbidden_mask(vocab_size: int, forbid: Sequence[int], allow_eos: bool, device: torch.device) -> Tensor:
+    """[V] bool, True for tokens that may never be sampled. PAD and BOS are always forbidden."""
+    mask = torch.zeros(vocab_size, dtype=torch.bool, device=device)
+    mask[[PAD, BOS, *forbid]] = True
+    if not allow_eos:
+        mask[EOS] = True
+    return mask
+
+
+def filter_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                  forbidden: Tensor | None = None) -> Tensor:
+    """[B, V] logits -> logits of the sampling distribution (-inf where a token cannot be drawn)."""
+    logits = logits.float()
+    if forbidden is not None:
+        logits = logits.masked_fill(forbidden, float("-inf"))
+    if temperature > 0 and temperature != 1.0:
+        logits = logits / temperature
+    if 0 < top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        # drop a token when the tokens ranked above it already hold top_p of the mass (the first is kept)
+        drop_sorted = probs.cumsum(-1) - probs >= top_p
+        logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def sample(model: nn.Module, batch_size: int, max_length: int, temperature: float = 1.0, top_k: int = 0,
+           top_p: float = 1.0, cond: Tensor | None = None, forbid: Sequence[int] = (UNK,),
+           allow_eos: bool = True, generator: torch.Generator | None = None,
+           use_cache: bool = True) -> SampleOutput:
+    """Draw `batch_size` sequences of at most `max_length` tokens. temperature=0 means greedy."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    forbidden = forbidden_mask(model.vocab_size, forbid, allow_eos, device)
+    tokens = torch.full((batch_size, max_length + 1), PAD, dtype=torch.long, device=device)
+    tokens[:, 0] = BOS
+    logprobs = torch.zeros(batch_size, max_length, device=device)
+    ended = torch.zeros(batch_size, dtype=torch.bool, device=device)
+    cache = model.new_cache(batch_size, max_length + 1) if use_cache else None
+    for t in range(max_length):
+        inputs = tokens[:, t:t + 1] if use_cache else tokens[:, : t + 1]
+        logits = model(inputs, cache=cache, cond=cond)[0][:, -1]  # [B, V]
+        logits = filter_logits(logits, temperature, top_k, top_p, forbidden)
+        logp = logits.log_softmax(-1)
+        if temperature == 0:
+            token = logp.argmax(-1)
+        else:
+            token = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
+        token = token.masked_fill(ended, PAD)
+        logprobs[:, t] = logp.gather(1, token[:, None]).squeeze(1).masked_fill(ended, 0.0)
+        tokens[:, t + 1] = token
+        ended |= token == EOS
+        if t % 4 == 3 and bool(ended.all()):  # an early exit checked every few steps (one sync each)
+            break
+    model.train(was_training)
+    out = tokens[:, 1:]
+    lengths = torch.where(ended, (out == EOS).int().argmax(1) + 1, (out != PAD).sum(1))
+    return SampleOutput(out, logprobs, lengths, ended)

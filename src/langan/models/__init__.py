@@ -1,0 +1,25 @@
+"""Networks. Models import nothing from training, config files or the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from langan.models.lstm import LSTMLM
+from langan.models.transformer import TransformerLM
+
+GENERATORS: dict[str, type[nn.Module]] = {"transformer": TransformerLM, "lstm": LSTMLM}
+_GENERATOR_ARGS = ("hidden_size", "intermediate_size", "num_layers", "num_heads", "rope_theta",
+                   "tie_word_embeddings", "activation", "dropout", "attention_dropout")
+
+
+def build_generator(cfg: Any, vocab_size: int, max_length: int, cond_size: int = 0) -> nn.Module:
+    """A generator from a `generator.*` config section (any object with those attributes)."""
+    kwargs = {name: getattr(cfg, name) for name in _GENERATOR_ARGS}
+    return GENERATORS[cfg.arch](vocab_size=vocab_size, max_length=max_length, cond_size=cond_size, **kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters, each shared tensor counted once."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())

@@ -1,0 +1,52 @@
+"""LSTM language model with the same contract as the transformer: `forward(tokens, cache, cond)`.
+
+The cache is the recurrent state; `new_cache` gives the zero state. The conditioning vector (e.g. style
+code and z, after Hu et al. 2017) is concatenated to the input embedding at every step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class LSTMState:
+    def __init__(self, h: Tensor, c: Tensor):
+        self.h, self.c = h, c  # [num_layers, B, H] each
+
+
+class LSTMLM(nn.Module):
+    def __init__(self, vocab_size: int, max_length: int, hidden_size: int = 256, num_layers: int = 1,
+                 tie_word_embeddings: bool = False, dropout: float = 0.0, cond_size: int = 0, **_: object):
+        super().__init__()
+        self.vocab_size, self.max_length = vocab_size, max_length
+        self.embed = nn.Embedding(vocab_size, hidden_size)
+        self.lstm = nn.LSTM(hidden_size + cond_size, hidden_size, num_layers, batch_first=True,
+                            dropout=dropout if num_layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, vocab_size)
+        if tie_word_embeddings:
+            self.head.weight = self.embed.weight
+
+    def new_cache(self, batch_size: int, max_tokens: int | None = None) -> LSTMState:
+        p = self.embed.weight
+        shape = (self.lstm.num_layers, batch_size, self.lstm.hidden_size)
+        return LSTMState(p.new_zeros(shape), p.new_zeros(shape))
+
+    def embed_tokens(self, tokens: Tensor) -> Tensor:
+        return self.embed(tokens)
+
+    def forward(self, tokens: Tensor, cache: LSTMState | None = None, cond: Tensor | None = None,
+                attention_mask: Tensor | None = None) -> tuple[Tensor, LSTMState]:
+        """tokens [B, T] -> logits [B, T, V]; cond [B, C]."""
+        return self.forward_embeds(self.embed_tokens(tokens), cache, cond)
+
+    def forward_embeds(self, x: Tensor, cache: LSTMState | None = None, cond: Tensor | None = None,
+                       attention_mask: Tensor | None = None) -> tuple[Tensor, LSTMState]:
+        if cond is not None:
+            x = torch.cat([x, cond[:, None, :].expand(-1, x.shape[1], -1)], dim=-1)
+        state = (cache.h, cache.c) if cache is not None else None
+        out, (h, c) = self.lstm(self.drop(x), state)
+        if cache is not None:
+            cache.h, cache.c = h, c
+        return self.head(self.drop(out)), LSTMState(h, c) if cache is None else cache

@@ -1,0 +1,63 @@
+"""AdamW per network, learning-rate / momentum schedules and gradient clipping.
+
+Schedules are pure functions of the step, so they need no state of their own: the step counter in the
+checkpoint restores them exactly. `onecycle` follows Smith (2018): lr rises from lr*min_lr_ratio to lr
+over `pct_start` of the run then anneals (cosine) to lr*min_lr_ratio, while beta1 moves the other way
+between the two `cycle_beta1` values.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def build_optimizer(model: nn.Module, cfg: Any) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on norms, biases or other vectors)."""
+    params = {id(p): p for p in model.parameters() if p.requires_grad}.values()
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    device = next(model.parameters()).device
+    kwargs = {"fused": True} if device.type == "cuda" else {}
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, **kwargs)
+
+
+def _cosine(progress: float) -> float:
+    return 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+
+def schedule_at(cfg: Any, step: int, total_steps: int) -> tuple[float, float]:
+    """(learning rate, beta1) at 0-based `step` of `total_steps`."""
+    lr, beta1, low = cfg.lr, cfg.betas[0], cfg.lr * cfg.min_lr_ratio
+    if cfg.schedule == "onecycle":
+        peak = max(int(cfg.pct_start * total_steps), 1)
+        hi_b, lo_b = cfg.cycle_beta1
+        if step < peak:
+            frac = 1.0 - _cosine(step / peak)  # 0 -> 1
+            return low + (lr - low) * frac, hi_b + (lo_b - hi_b) * frac
+        frac = _cosine((step - peak) / max(total_steps - peak, 1))  # 1 -> 0
+        return low + (lr - low) * frac, hi_b + (lo_b - hi_b) * frac
+    if step < cfg.warmup_steps:
+        return lr * (step + 1) / cfg.warmup_steps, beta1
+    if cfg.schedule == "cosine":
+        progress = (step - cfg.warmup_steps) / max(total_steps - cfg.warmup_steps, 1)
+        return low + (lr - low) * _cosine(progress), beta1
+    return lr, beta1
+
+
+def apply_schedule(optimizer: torch.optim.Optimizer, cfg: Any, step: int, total_steps: int) -> tuple[float, float]:
+    lr, beta1 = schedule_at(cfg, step, total_steps)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+        group["betas"] = (beta1, group["betas"][1])
+    return lr, beta1
+
+
+def clip_gradients(model: nn.Module, max_norm: float) -> torch.Tensor:
+    """Clip to `max_norm` (0 = no clipping); returns the norm before clipping (a 0-dim tensor)."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    return torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else float("inf"))

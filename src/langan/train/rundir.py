@@ -1,0 +1,154 @@
+"""The run directory `runs/<name>/` and its record (`meta.json`): what ran, with what, and how it ended.
+
+Layout: config.yaml (fully resolved), meta.json, tokenizer.json, metrics.jsonl, TensorBoard events
+(tb/), samples/step-N.txt, checkpoints/step-N/ (+ checkpoints/best/), eval.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from langan.errors import LanganError
+
+META_VERSIONS = ("torch", "numpy", "tokenizers", "safetensors", "pyyaml", "tensorboard")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary sibling, flush to disk, rename: readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def git_commit() -> str | None:
+    """Commit of the langan source tree (with '+dirty' when it has uncommitted changes), if it is a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment() -> dict[str, Any]:
+    versions = {"python": platform.python_version()}
+    for package in META_VERSIONS:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    from langan import __version__
+
+    return {"langan_version": __version__, "git_commit": git_commit(), "versions": versions,
+            "host": socket.gethostname(), "platform": platform.platform()}
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    config_path = property(lambda self: self.path / "config.yaml")
+    meta_path = property(lambda self: self.path / "meta.json")
+    tokenizer_path = property(lambda self: self.path / "tokenizer.json")
+    metrics_path = property(lambda self: self.path / "metrics.jsonl")
+    samples_dir = property(lambda self: self.path / "samples")
+    checkpoints_dir = property(lambda self: self.path / "checkpoints")
+    tensorboard_dir = property(lambda self: self.path / "tb")
+    eval_path = property(lambda self: self.path / "eval.json")
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @classmethod
+    def create(cls, path: str | Path, overwrite: bool = False) -> RunDir:
+        run = cls(path)
+        if run.path.exists() and any(run.path.iterdir()):
+            if not overwrite:
+                raise LanganError(f"run directory '{run.path}' already exists; continue it with "
+                                  f"`langan train --resume {run.path}` or start again with --overwrite")
+            shutil.rmtree(run.path)
+        try:
+            for d in (run.path, run.samples_dir, run.checkpoints_dir):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise LanganError(f"cannot create run directory '{run.path}': {err.strerror}") from None
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        run = cls(path)
+        if not run.path.is_dir():
+            raise LanganError(f"run directory '{run.path}' does not exist; `langan runs` lists the runs")
+        if not run.config_path.is_file():
+            raise LanganError(f"'{run.path}' is not a langan run (no config.yaml); `langan runs` lists the runs")
+        return run
+
+    def read_meta(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.meta_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        atomic_write_text(self.meta_path, json.dumps(meta, indent=2, default=str) + "\n")
+
+    def update_meta(self, **changes: Any) -> dict[str, Any]:
+        meta = self.read_meta() | changes
+        self.write_meta(meta)
+        return meta
+
+    def status(self, meta: dict[str, Any] | None = None) -> str:
+        """running / finished / stopped / crashed (a 'running' record whose process is gone crashed)."""
+        meta = self.read_meta() if meta is None else meta
+        status = meta.get("status", "unknown")
+        if status == "running" and meta.get("host") == socket.gethostname() and not pid_alive(meta.get("pid", -1)):
+            return "crashed"
+        return status
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics_path.is_file():
+            return []
+        rows = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash
+        return rows
+
+
+def start_meta(run: RunDir, cfg_dict: dict[str, Any], device: str, argv: list[str] | None = None) -> dict[str, Any]:
+    argv = list(sys.argv if argv is None else argv)
+    meta = {"name": run.name, "status": "running", "command": " ".join(argv), "argv": argv, "cwd": os.getcwd(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(), "seed": cfg_dict["train"]["seed"],
+            "algorithm": cfg_dict["algorithm"], "data_source": cfg_dict["data"]["source"], "device": device,
+            **environment(), "steps_done": 0, "resumes": []}
+    run.write_meta(meta)
+    return meta

@@ -1,0 +1,171 @@
+"""Starting, resuming and loading runs: everything between the command line and the Trainer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from langan.algorithms import build_algorithm
+from langan.algorithms.base import Algorithm
+from langan.config import Config, load_config, save_config, to_dict
+from langan.data.dataset import DataBundle, load_data
+from langan.data.tokenizers import tokenizer_from_json
+from langan.errors import LanganError
+from langan.eval.metrics import SAMPLE_METRICS
+from langan.models import count_parameters
+from langan.train import checkpoint
+from langan.train.rundir import RunDir, start_meta
+from langan.train.trainer import Trainer
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise LanganError(f"train.device={name} but no CUDA device is available; use train.device=cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise LanganError(f"train.device='{name}' is not a device (use auto, cpu, cuda or cuda:N)") from None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def total_steps(cfg: Config, n_train: int) -> int:
+    if cfg.train.epochs > 0:
+        per_epoch = max(n_train // min(cfg.train.batch_size, n_train), 1)
+        return max(math.ceil(cfg.train.epochs * per_epoch), 1)
+    return cfg.train.steps
+
+
+def data_fingerprint(data: DataBundle) -> str:
+    h = hashlib.sha256()
+    for split in (data.train, data.valid, data.test):
+        h.update("\n".join(split.texts).encode("utf-8") + b"\x00")
+    return h.hexdigest()[:16]
+
+
+def _check(cfg: Config) -> None:
+    unknown = [m for m in cfg.eval.metrics if m not in SAMPLE_METRICS]
+    if unknown:
+        raise LanganError(f"eval.metrics: unknown metric '{unknown[0]}'; known: {', '.join(SAMPLE_METRICS)}")
+
+
+def _setup_torch(cfg: Config) -> torch.device:
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    return resolve_device(cfg.train.device)
+
+
+@dataclass
+class Session:
+    cfg: Config
+    run: RunDir
+    data: DataBundle
+    algorithm: Algorithm
+    trainer: Trainer
+
+    def describe(self) -> list[str]:
+        d = self.data
+        lines = [f"run: {self.run.path}",
+                 f"data: {self.cfg.data.source}: {len(d.train)} train / {len(d.valid)} valid / {len(d.test)} "
+                 f"test examples, {self.cfg.data.tokenizer if d.oracle is None else 'oracle'} vocabulary "
+                 f"{d.tokenizer.vocab_size}, max_length {d.max_length}",
+                 f"model: {self.cfg.algorithm}, {self.cfg.generator.arch} generator with "
+                 f"{count_parameters(self.algorithm.generator):,} parameters on {self.algorithm.device}"]
+        return lines + [f"note: {n}" for n in d.notes]
+
+
+def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv: list[str] | None = None,
+                quiet: bool = False) -> Session:
+    _check(cfg)
+    device = _setup_torch(cfg)
+    seed_everything(cfg.train.seed)
+    data = load_data(cfg.data)
+    run = RunDir.create(run_dir, overwrite)
+    save_config(cfg, run.config_path)
+    run.tokenizer_path.write_text(json.dumps(data.tokenizer.to_json()), encoding="utf-8")
+    steps = total_steps(cfg, len(data.train))
+    algorithm = build_algorithm(cfg, data, device, steps)
+    start_meta(run, to_dict(cfg), str(device), argv)
+    run.update_meta(data_fingerprint=data_fingerprint(data), num_parameters=count_parameters(algorithm.generator),
+                    data_notes=data.notes, total_steps=steps)
+    trainer = Trainer(cfg, run, data, algorithm, steps, quiet=quiet)
+    return Session(cfg, run, data, algorithm, trainer)
+
+
+def _load_pieces(run: RunDir, overrides: list[str] | None = None) -> tuple[Config, DataBundle, torch.device]:
+    cfg = load_config(run.config_path, overrides or [])
+    device = _setup_torch(cfg)
+    try:
+        tokenizer = tokenizer_from_json(json.loads(run.tokenizer_path.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError, KeyError):
+        raise LanganError(f"run '{run.path}' has no readable tokenizer.json; it cannot be loaded") from None
+    return cfg, load_data(cfg.data, tokenizer=tokenizer), device
+
+
+def resume_session(run_dir: str | Path, steps: int | None = None, argv: list[str] | None = None,
+                   quiet: bool = False) -> Session:
+    """Rebuild a run from its own files and restore its latest whole checkpoint, RNG included."""
+    run = RunDir.open(run_dir)
+    overrides = [f"train.steps={steps}", "train.epochs=0"] if steps else []
+    cfg, data, device = _load_pieces(run, overrides)
+    meta = run.read_meta()
+    if meta.get("data_fingerprint") not in (None, data_fingerprint(data)):
+        raise LanganError(f"the data of run '{run.path}' ({cfg.data.source}) changed since the run started; "
+                          "resuming would train on different splits — start a new run instead")
+    path = checkpoint.find_checkpoint(run, "latest")
+    algorithm = build_algorithm(cfg, data, device, 1)
+    state, trainer_state = checkpoint.load_checkpoint(path, algorithm.networks())
+    algorithm.load_state_dict(state["algorithm"])
+    total = steps or int(trainer_state["total_steps"])
+    algorithm.total_steps = total
+    trainer = Trainer(cfg, run, data, algorithm, total, quiet=quiet)
+    trainer.load_state_dict(trainer_state)
+    if trainer.step >= total:
+        raise LanganError(f"run '{run.path}' already finished {trainer.step} of {total} steps; "
+                          f"continue it with `langan train --resume {run.path} --steps N` (N > {trainer.step})")
+    checkpoint.restore_rng(state["rng"])
+    if steps:
+        save_config(cfg, run.config_path)  # the new horizon is part of the run's record
+    resumes = [*meta.get("resumes", []), {"from": path.name, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                          "command": " ".join(sys.argv if argv is None else argv),
+                                          "total_steps": total}]
+    run.update_meta(status="running", pid=os.getpid(), resumes=resumes, total_steps=total)
+    return Session(cfg, run, data, algorithm, trainer)
+
+
+@dataclass
+class Loaded:
+    cfg: Config
+    run: RunDir
+    data: DataBundle
+    algorithm: Algorithm
+    checkpoint: Path
+    trainer_state: dict[str, Any]
+
+
+def load_trained(run_dir: str | Path, which: str = "latest") -> Loaded:
+    """A finished or running run's networks from one checkpoint, for sampling and evaluation."""
+    run = RunDir.open(run_dir)
+    cfg, data, device = _load_pieces(run)
+    path = checkpoint.find_checkpoint(run, which)
+    algorithm = build_algorithm(cfg, data, device, 1)
+    state, trainer_state = checkpoint.load_checkpoint(path, algorithm.networks())
+    algorithm.load_state_dict(state["algorithm"])
+    return Loaded(cfg, run, data, algorithm, path, trainer_state)

@@ -1,0 +1,150 @@
+"""The training loop. It knows nothing about GANs: it draws batches, calls `algorithm.step`, evaluates,
+samples, logs and checkpoints. Stopping (Ctrl-C, SIGTERM, `stop_after`) finishes the current step and
+writes a checkpoint from which `langan train --resume RUN_DIR` continues exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from langan.algorithms.base import Algorithm
+from langan.config import Config
+from langan.data.batching import BatchIterator
+from langan.data.dataset import DataBundle
+from langan.data.tokenizers import PAD
+from langan.eval.metrics import compute_sample_metrics
+from langan.eval.nll import nll_per_token
+from langan.eval.samples import draw_samples
+from langan.train import checkpoint
+from langan.train.logging import MetricsLogger, Progress
+from langan.train.rundir import RunDir
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run: RunDir, data: DataBundle, algorithm: Algorithm, total_steps: int,
+                 quiet: bool = False):
+        self.cfg, self.run, self.data, self.algorithm = cfg, run, data, algorithm
+        self.total_steps, self.quiet = total_steps, quiet
+        self.batches = BatchIterator(data.train.tokens, cfg.train.batch_size, cfg.train.seed)
+        self.step = 0
+        self.best_valid_nll = math.inf
+        self.tokens_seen = 0
+        self.elapsed = 0.0
+        self.last_eval: dict[str, float] = {}
+        self._stop_signal: int | None = None
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "data": self.batches.state_dict(), "best_valid_nll": self.best_valid_nll,
+                "tokens_seen": self.tokens_seen, "elapsed_seconds": self.elapsed,
+                "total_steps": self.total_steps, "last_eval": self.last_eval}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
+        self.batches.load_state_dict(state["data"])
+        self.best_valid_nll = float(state["best_valid_nll"])
+        self.tokens_seen = int(state["tokens_seen"])
+        self.elapsed = float(state["elapsed_seconds"])
+        self.last_eval = dict(state.get("last_eval", {}))
+
+    def save(self, name: str | None = None) -> None:
+        checkpoint.save_checkpoint(self.run, name or f"step-{self.step}", self.algorithm.networks(),
+                                   self.algorithm.state_dict(), self.state_dict())
+        if name is None:
+            checkpoint.prune(self.run, self.cfg.train.keep_checkpoints)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate(self, logger: MetricsLogger, progress: Progress) -> dict[str, float]:
+        ecfg, gen = self.cfg.eval, self.algorithm.generator
+        results: dict[str, float] = {}
+        if len(self.data.valid):
+            results["eval/nll"] = nll_per_token(gen, self.data.valid.tokens, ecfg.batch_size)
+        n = max(ecfg.num_samples, ecfg.metric_samples if ecfg.metrics else 0)
+        samples = draw_samples(gen, self.data.tokenizer, n, self.data.max_length,
+                               seed=self.cfg.train.seed * 7919 + self.step, temperature=ecfg.temperature,
+                               cond=self.algorithm.cond_for(n))
+        metrics = compute_sample_metrics(ecfg.metrics, samples, self.data.train_set)
+        results |= {f"eval/{k}": v for k, v in metrics.items()}
+        shown = samples.texts[: ecfg.num_samples]
+        lines = [f"{self.data.origin(t)}\t{t}" for t in shown]
+        (self.run.samples_dir / f"step-{self.step}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        logger.log(self.step, results)
+        logger.log_text("samples", "\n\n".join(f"`{line}`" for line in lines), self.step)
+        self.last_eval = results
+        if results.get("eval/nll", math.inf) < self.best_valid_nll:
+            self.best_valid_nll = results["eval/nll"]
+            self.save("best")
+        summary = " ".join(f"{k[5:]} {v:.4f}" for k, v in results.items())
+        progress.write(f"step {self.step}: {summary} | {', '.join(shown[:6])}")
+        return results
+
+    # ------------------------------------------------------------------ the loop
+
+    @contextlib.contextmanager
+    def _stop_on_signals(self) -> Iterator[None]:
+        """SIGINT/SIGTERM ask for a clean stop after the current step (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        def handler(signum: int, _frame: object) -> None:
+            self._stop_signal = signum
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def fit(self, stop_after: int | None = None) -> str:
+        """Train until total_steps (or stop_after, or a signal). Returns 'finished' or 'stopped'."""
+        tcfg = self.cfg.train
+        ckpt_every = tcfg.checkpoint_every or self.cfg.eval.every
+        logger = MetricsLogger(self.run, resume_step=self.step)
+        progress = Progress(self.total_steps, self.step, quiet=self.quiet)
+        t_log, tokens_log = time.perf_counter(), 0
+        try:
+            with self._stop_on_signals():
+                while self.step < self.total_steps:
+                    t0 = time.perf_counter()
+                    batch = next(self.batches)
+                    metrics = self.algorithm.step(batch)
+                    self.step += 1
+                    n_tokens = int((batch.targets != PAD).sum())
+                    self.tokens_seen += n_tokens
+                    tokens_log += n_tokens
+                    self.elapsed += time.perf_counter() - t0
+                    last = self.step == self.total_steps
+                    stop = self._stop_signal is not None or self.step == stop_after
+                    if self.step % tcfg.log_every == 0 or last:
+                        now = time.perf_counter()
+                        values = {k: float(v) for k, v in metrics.items()}
+                        values["train/tokens_per_s"] = tokens_log / max(now - t_log, 1e-9)
+                        t_log, tokens_log = now, 0
+                        logger.log(self.step, values)
+                        shown = {k.split("/")[-1]: v for k, v in values.items() if k.endswith("/loss")}
+                        progress.update(self.step, shown | {"tok/s": int(values["train/tokens_per_s"])})
+                    if self.step % self.cfg.eval.every == 0 or last:
+                        self.evaluate(logger, progress)
+                    if self.step % ckpt_every == 0 or last or stop:
+                        self.save()
+                        self.run.update_meta(steps_done=self.step, best_valid_nll=self.best_valid_nll,
+                                             last_eval=self.last_eval)
+                    if stop:
+                        break
+        finally:
+            logger.close()
+            progress.close()
+        if self._stop_signal is not None:
+            name = signal.Signals(self._stop_signal).name
+            progress.write(f"stopped by {name} at step {self.step}; checkpoint written. "
+                           f"Resume with: langan train --resume {self.run.path}")
+        return "finished" if self.step >= self.total_steps else "stopped"

@@ -1,0 +1,80 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+from langan.config import Config, describe, flatten, load_config, save_config, to_dict
+from langan.errors import LanganError
+
+
+def test_defaults_have_docs_for_every_key() -> None:
+    rows = describe()
+    assert len(rows) > 40
+    assert all(doc for _, _, doc in rows), [k for k, _, d in rows if not d]
+
+
+def test_override_sets_nested_values_with_types() -> None:
+    cfg = load_config(None, ["train.steps=12", "optim.gen.lr=3e-4", "optim.gen.betas=[0.5, 0.95]",
+                             "data.test_size=1000", "data.valid_size=0.05", "generator.tie_word_embeddings=true"])
+    assert cfg.train.steps == 12 and isinstance(cfg.train.steps, int)
+    assert cfg.optim.gen.lr == pytest.approx(3e-4)
+    assert cfg.optim.gen.betas == [0.5, 0.95]
+    assert cfg.data.test_size == 1000 and isinstance(cfg.data.test_size, int)
+    assert cfg.data.valid_size == 0.05
+    assert cfg.generator.tie_word_embeddings is True
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("train.step=5", "unknown config key 'train.step' (did you mean 'train.steps'?)"),
+    ("genrator.hidden_size=5", "unknown config key 'genrator' (did you mean 'generator'?)"),
+    ("train.steps=abc", "config key 'train.steps': expected int, got 'abc'"),
+    ("train.steps=1.5", "config key 'train.steps': expected a whole number, got 1.5"),
+    ("generator.arch=lsmt",
+     "config key 'generator.arch': 'lsmt' is not one of transformer, lstm (did you mean 'lstm'?)"),
+    ("generator.tie_word_embeddings=3", "config key 'generator.tie_word_embeddings': expected true or false, got 3"),
+    ("train", "override 'train' must look like key.sub=value"),
+])
+def test_bad_keys_and_types_are_one_clear_line(override: str, expected: str) -> None:
+    with pytest.raises(LanganError) as err:
+        load_config(None, [override])
+    assert str(err.value).startswith(expected)
+    assert "\n" not in str(err.value)
+
+
+def test_cross_field_validation() -> None:
+    with pytest.raises(LanganError, match=r"divisible by generator\.num_heads"):
+        load_config(None, ["generator.hidden_size=30", "generator.num_heads=4"])
+
+
+def test_unknown_key_in_yaml_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  batchsize: 3\n")
+    expected = r"unknown config key 'train\.batchsize' \(did you mean 'train\.batch_size'\?\)"
+    with pytest.raises(LanganError, match=expected):
+        load_config(path)
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  steps: 3\n bad: [\n")
+    with pytest.raises(LanganError, match=r"c.yaml' line \d+ is not valid YAML"):
+        load_config(path)
+
+
+def test_resolved_config_round_trips(tmp_path: Path) -> None:
+    cfg = load_config(REPO / "configs" / "names-mle.yaml", ["train.steps=77", "data.test_size=123"])
+    save_config(cfg, tmp_path / "config.yaml")
+    again = load_config(tmp_path / "config.yaml")
+    assert to_dict(again) == to_dict(cfg)
+    saved = flatten(yaml.safe_load((tmp_path / "config.yaml").read_text()))
+    assert saved["train.steps"] == 77 and saved["data.test_size"] == 123
+    # every key is written, so the file alone repeats the run
+    assert set(saved) == {k for k, _, _ in describe()}
+
+
+def test_every_preset_loads() -> None:
+    presets = sorted((REPO / "configs").glob("*.yaml"))
+    assert presets
+    for preset in presets:
+        assert isinstance(load_config(preset), Config)

@@ -1,0 +1,145 @@
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import NAMES
+from langan.config import load_config
+from langan.data.batching import BatchIterator, left_pad, loss_mask, trim
+from langan.data.dataset import encode_texts, load_data, split_sizes
+from langan.data.sources import census_names, census_surnames, read_source
+from langan.data.tokenizers import BOS, EOS, PAD, CharTokenizer
+from langan.errors import LanganError
+
+
+def data_cfg(source: Path | str, *extra: str):
+    return load_config(None, [f"data.source={source}", "data.valid_size=4", "data.test_size=4", *extra]).data
+
+
+def test_census_lists_are_lowercased_and_labelled() -> None:
+    names = census_names()
+    assert len(names.texts) == len(set(names.texts)) > 5000
+    assert all(t == t.lower() and t.isalpha() for t in names.texts)
+    genders = dict(zip(names.texts, names.labels["gender"], strict=True))
+    assert genders["mary"] == "female" and genders["james"] == "male"
+    surnames = census_surnames()
+    assert len(surnames.texts) == 88799 and surnames.texts[0] == "smith"
+
+
+def test_splits_are_deterministic_disjoint_and_sized(names_file: Path) -> None:
+    a, b = load_data(data_cfg(names_file)), load_data(data_cfg(names_file))
+    assert a.test.texts == b.test.texts and a.train.texts == b.train.texts
+    assert (len(a.train), len(a.valid), len(a.test)) == (32, 4, 4)
+    assert sorted(a.train.texts + a.valid.texts + a.test.texts) == sorted(NAMES)
+    c = load_data(data_cfg(names_file, "data.split_seed=1"))
+    assert c.test.texts != a.test.texts
+    frac = load_data(data_cfg(names_file, "data.valid_size=0.1", "data.test_size=0.25"))
+    assert (len(frac.valid), len(frac.test)) == (4, 10)
+
+
+def test_limit_keeps_n_training_examples_only(names_file: Path) -> None:
+    full, small = load_data(data_cfg(names_file)), load_data(data_cfg(names_file, "data.limit=5"))
+    assert len(small.train) == 5 and small.test.texts == full.test.texts
+    assert small.train.texts == full.train.texts[:5]
+
+
+def test_tokenizer_fitted_on_training_split_only(tmp_path: Path) -> None:
+    path = tmp_path / "d.txt"
+    path.write_text("\n".join(["ab"] * 30 + ["zq"]))
+    data = load_data(data_cfg(path, "data.valid_size=0", "data.test_size=1", "data.split_seed=3"))
+    if "zq" in data.test.texts:
+        assert "z" not in data.tokenizer.stoi
+
+
+def test_split_too_large_is_one_line() -> None:
+    with pytest.raises(LanganError, match=r"has 10 examples but data\.valid_size and data\.test_size take 5 \+ 5"):
+        split_sizes(10, 5, 5)
+
+
+def test_row_layout_bos_text_eos_pad() -> None:
+    tok = CharTokenizer.fit(["abc"])
+    rows, cut = encode_texts(tok, ["abc", "a", "abcabc"], max_length=5)
+    a, b, c = (tok.stoi[x] for x in "abc")
+    assert rows.tolist() == [[BOS, a, b, c, EOS, PAD], [BOS, a, EOS, PAD, PAD, PAD], [BOS, a, b, c, a, b]]
+    assert cut == 1  # the 6-token text was cut to max_length without EOS
+    with pytest.raises(LanganError, match=r"example 3 has 6 tokens, more than data\.max_length=5"):
+        encode_texts(tok, ["abc", "a", "abcabc"], max_length=5, overlong="error")
+
+
+def test_overlong_lines_are_counted_in_notes(tmp_path: Path) -> None:
+    path = tmp_path / "d.txt"
+    path.write_text("\n".join(["ab"] * 20 + ["x" * 50]))
+    data = load_data(data_cfg(path, "data.max_length=8", "data.valid_size=0", "data.test_size=1",
+                              "data.split_seed=0"))
+    assert any("longer than data.max_length=8" in note for note in data.notes)
+
+
+lengths = st.lists(st.integers(0, 9), min_size=1, max_size=12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(lengths)
+def test_padding_invariants_for_random_lengths(ns: list[int]) -> None:
+    tok = CharTokenizer.fit(["x"])
+    rows, _ = encode_texts(tok, ["x" * n for n in ns], max_length=10)
+    targets = rows[:, 1:]
+    for row, n in zip(rows.tolist(), ns, strict=True):
+        eos = row.index(EOS)
+        assert row[0] == BOS and eos == n + 1
+        assert all(t == PAD for t in row[eos + 1:])  # nothing but PAD after EOS
+    mask = loss_mask(targets)
+    assert mask.sum(1).tolist() == [n + 1 for n in ns]  # content + EOS, no PAD
+    assert (targets[mask] != PAD).all() and (targets[~mask] == PAD).all()
+    left, attn = left_pad(rows)
+    for r, lrow, arow in zip(rows.tolist(), left.tolist(), attn.tolist(), strict=True):
+        real = [t for t in r if t != PAD]
+        assert lrow[len(lrow) - len(real):] == real and all(t == PAD for t in lrow[: len(lrow) - len(real)])
+        assert arow == [False] * (len(lrow) - len(real)) + [True] * len(real)
+    trimmed = trim(rows)
+    assert trimmed.shape[1] == max(ns) + 2 and torch.equal(trimmed, rows[:, : max(ns) + 2])
+
+
+def test_batch_iterator_state_resumes_the_same_stream() -> None:
+    tokens = torch.arange(50).repeat(3, 1).T.contiguous()
+    it = BatchIterator(tokens, batch_size=8, seed=5)
+    for _ in range(9):  # crosses an epoch boundary (6 batches per epoch)
+        next(it)
+    state = it.state_dict()
+    expected = [next(it).index.tolist() for _ in range(5)]
+    again = BatchIterator(tokens, batch_size=8, seed=5)
+    again.load_state_dict(state)
+    assert [next(again).index.tolist() for _ in range(5)] == expected
+    epoch0 = torch.cat([next(BatchIterator(tokens, 8, 5)).index])
+    assert len(set(epoch0.tolist())) == 8
+
+
+def test_tables_and_jsonl_with_partial_labels(tmp_path: Path) -> None:
+    tsv = tmp_path / "d.tsv"
+    tsv.write_text("text\tsentiment\ngood film\tpos\nbad film\t\nok film\tneg\n")
+    corpus = read_source(str(tsv), label_columns=["sentiment"])
+    assert corpus.texts == ["good film", "bad film", "ok film"]
+    assert corpus.labels["sentiment"] == ["pos", None, "neg"]
+    csv = tmp_path / "d.csv"
+    csv.write_text('body,y\n"hello, there",a\nbye,\n')
+    assert read_source(str(csv), text_column="body", label_columns=["y"]).labels["y"] == ["a", None]
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text('{"text": "a b", "y": 1}\n{"text": "c"}\n\n')
+    corpus = read_source(str(jsonl), label_columns=["y"])
+    assert corpus.texts == ["a b", "c"] and corpus.labels["y"] == ["1", None]
+
+
+def test_text_file_policy_bom_crlf_blank_lines(tmp_path: Path) -> None:
+    path = tmp_path / "d.txt"
+    path.write_bytes(b"\xef\xbb\xbfanna\r\n\r\n  bob  \r\ncarl")
+    assert read_source(str(path)).texts == ["anna", "bob", "carl"]
+
+
+def test_labels_reach_the_splits(tmp_path: Path) -> None:
+    path = tmp_path / "d.tsv"
+    path.write_text("text\tg\n" + "".join(f"n{i}\t{'a' if i % 2 else ''}\n" for i in range(30)))
+    data = load_data(data_cfg(path, "data.label_columns=[g]"))
+    for split in (data.train, data.valid, data.test):
+        for text, label in zip(split.texts, split.labels["g"], strict=True):
+            assert label == ("a" if int(text[1:]) % 2 else None)

@@ -1,0 +1,88 @@
+import torch
+from torch import nn
+
+from langan.data.tokenizers import BOS, EOS, PAD, UNK
+from langan.generation import filter_logits, sample
+from langan.models.transformer import TransformerLM
+
+
+class Biased(nn.Module):
+    """A 'model' whose logits strongly prefer the given tokens (to provoke forbidden samples)."""
+
+    def __init__(self, vocab_size: int, favourite: list[int], eos_after: int | None = None):
+        super().__init__()
+        self.vocab_size, self.max_length = vocab_size, 50
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+        self.favourite, self.eos_after = favourite, eos_after
+
+    def new_cache(self, batch_size: int, max_tokens: int | None = None):
+        return None
+
+    def forward(self, tokens, cache=None, cond=None):
+        logits = torch.zeros(*tokens.shape, self.vocab_size) + self.bias
+        logits[..., self.favourite] = 30.0
+        if self.eos_after is not None and tokens.shape[1] > self.eos_after:
+            logits[..., EOS] = 60.0
+        return logits, cache
+
+
+def test_pad_bos_unk_never_sampled_even_when_most_likely() -> None:
+    out = sample(Biased(8, [PAD, BOS, UNK]), 64, 10, generator=torch.Generator().manual_seed(0), allow_eos=False)
+    assert not torch.isin(out.tokens, torch.tensor([PAD, BOS, UNK])).any()  # no EOS, so no PAD either
+    out = sample(Biased(8, [PAD, BOS, UNK]), 64, 10, generator=torch.Generator().manual_seed(0))
+    for row, length in zip(out.tokens.tolist(), out.lengths.tolist(), strict=True):
+        assert not {PAD, BOS, UNK} & set(row[:length]) and set(row[length:]) <= {PAD}
+
+
+def test_only_pad_after_eos_and_every_sample_ends() -> None:
+    torch.manual_seed(0)
+    model = TransformerLM(vocab_size=9, max_length=12, hidden_size=16, intermediate_size=16, num_layers=1,
+                          num_heads=2)
+    with torch.no_grad():
+        model.head.weight[EOS] += 0.3  # make EOS frequent
+    out = sample(model, 200, 12, generator=torch.Generator().manual_seed(1))
+    for row, length, ended in zip(out.tokens.tolist(), out.lengths.tolist(), out.ended.tolist(), strict=True):
+        if ended:
+            assert row[length - 1] == EOS and EOS not in row[: length - 1]
+            assert all(t == PAD for t in row[length:])
+        else:
+            assert length == 12 and PAD not in row
+    assert out.ended.any() and (out.logprobs[out.tokens == PAD] == 0).all()
+
+
+def test_eos_can_be_disallowed() -> None:
+    out = sample(Biased(8, [EOS]), 16, 6, allow_eos=False, generator=torch.Generator().manual_seed(0))
+    assert not (out.tokens == EOS).any() and (out.lengths == 6).all()
+
+
+def test_cached_and_uncached_sampling_agree() -> None:
+    torch.manual_seed(0)
+    model = TransformerLM(vocab_size=13, max_length=10, hidden_size=16, intermediate_size=16, num_layers=2,
+                          num_heads=2)
+    a = sample(model, 32, 10, generator=torch.Generator().manual_seed(3), use_cache=True)
+    b = sample(model, 32, 10, generator=torch.Generator().manual_seed(3), use_cache=False)
+    assert torch.equal(a.tokens, b.tokens)
+    torch.testing.assert_close(a.logprobs, b.logprobs, rtol=1e-4, atol=1e-5)
+
+
+def test_top_k_top_p_and_greedy() -> None:
+    logits = torch.tensor([[0.0, 0.0, 0.0, 0.0, 3.0, 2.0, 1.0, 0.5]])
+    top2 = filter_logits(logits, top_k=2)
+    assert torch.isfinite(top2).nonzero()[:, 1].tolist() == [4, 5]
+    probs = logits.softmax(-1)[0]
+    top_p = filter_logits(logits, top_p=float(probs[4] + 0.01))
+    assert torch.isfinite(top_p).nonzero()[:, 1].tolist() == [4, 5]  # smallest set holding the mass
+    assert torch.isfinite(filter_logits(logits, top_p=1e-6)).sum() == 1
+    greedy = sample(Biased(8, [6]), 4, 3, temperature=0)
+    assert (greedy.tokens == 6).all() and torch.allclose(greedy.logprobs, torch.zeros(4, 3), atol=1e-6)
+
+
+def test_logprobs_are_of_the_tempered_distribution() -> None:
+    torch.manual_seed(0)
+    model = TransformerLM(vocab_size=9, max_length=6, hidden_size=16, intermediate_size=16, num_layers=1,
+                          num_heads=2)
+    out = sample(model, 8, 1, temperature=0.5, forbid=(UNK,), generator=torch.Generator().manual_seed(0))
+    logits = model(torch.full((8, 1), BOS))[0][:, -1]
+    expected = filter_logits(logits, 0.5, forbidden=torch.isin(torch.arange(9), torch.tensor([PAD, BOS, UNK])))
+    expected = expected.log_softmax(-1).gather(1, out.tokens[:, :1]).squeeze(1)
+    torch.testing.assert_close(out.logprobs[:, 0], expected)

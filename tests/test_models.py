@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+from conftest import REPO
+from langan.config import load_config
+from langan.data.batching import left_pad
+from langan.data.tokenizers import PAD
+from langan.models import build_generator, count_parameters
+from langan.models.lstm import LSTMLM
+from langan.models.transformer import TransformerLM
+
+
+def tiny_transformer(**kw) -> TransformerLM:
+    torch.manual_seed(0)
+    args = dict(vocab_size=11, max_length=12, hidden_size=16, intermediate_size=24, num_layers=2, num_heads=2)
+    return TransformerLM(**(args | kw)).eval()
+
+
+@pytest.mark.parametrize("activation", ["gelu", "swiglu"])
+def test_kv_cache_decoding_equals_full_forward(activation: str) -> None:
+    model = tiny_transformer(activation=activation, rope_theta=200.0)
+    tokens = torch.randint(1, 11, (3, 9))
+    full, _ = model(tokens)
+    cache = model.new_cache(3)
+    steps = [model(tokens[:, t:t + 1], cache=cache)[0] for t in range(9)]
+    torch.testing.assert_close(torch.cat(steps, 1), full, rtol=1e-5, atol=1e-5)
+    # a prefix of several tokens, then single tokens
+    cache = model.new_cache(3)
+    chunked = torch.cat([model(tokens[:, :4], cache=cache)[0], model(tokens[:, 4:6], cache=cache)[0],
+                         model(tokens[:, 6:], cache=cache)[0]], 1)
+    torch.testing.assert_close(chunked, full, rtol=1e-5, atol=1e-5)
+
+
+def test_lstm_state_cache_equals_full_forward() -> None:
+    torch.manual_seed(0)
+    model = LSTMLM(vocab_size=11, max_length=12, hidden_size=16, num_layers=2, cond_size=3).eval()
+    tokens, cond = torch.randint(1, 11, (3, 7)), torch.randn(3, 3)
+    full, _ = model(tokens, cond=cond)
+    cache = model.new_cache(3)
+    steps = torch.cat([model(tokens[:, t:t + 1], cache=cache, cond=cond)[0] for t in range(7)], 1)
+    torch.testing.assert_close(steps, full, rtol=1e-5, atol=1e-5)
+
+
+def test_left_padding_with_mask_changes_nothing() -> None:
+    model = tiny_transformer()
+    short = torch.tensor([[1, 5, 6, 2]])
+    padded = torch.tensor([[1, 5, 6, 2, PAD, PAD, PAD]])
+    left, mask = left_pad(padded)
+    out_short, _ = model(short)
+    out_left, _ = model(left, attention_mask=mask)
+    torch.testing.assert_close(out_left[:, -4:], out_short, rtol=1e-5, atol=1e-5)
+    assert torch.isfinite(out_left).all()
+
+
+@pytest.mark.parametrize("arch", ["transformer", "lstm"])
+def test_conditioning_changes_the_output(arch: str) -> None:
+    cfg = load_config(None, [f"generator.arch={arch}", "generator.hidden_size=16", "generator.num_layers=1"])
+    model = build_generator(cfg.generator, 9, 8, cond_size=4).eval()
+    tokens = torch.randint(1, 9, (2, 5))
+    a, _ = model(tokens, cond=torch.zeros(2, 4))
+    b, _ = model(tokens, cond=torch.ones(2, 4))
+    assert not torch.allclose(a, b)
+
+
+def test_tied_embeddings_share_one_tensor() -> None:
+    model = tiny_transformer(tie_word_embeddings=True)
+    assert model.head.weight is model.embed.weight
+    untied = tiny_transformer()
+    assert count_parameters(untied) - count_parameters(model) == 11 * 16
+
+
+def test_names_preset_is_about_200k_parameters() -> None:
+    cfg = load_config(REPO / "configs" / "names-mle.yaml")
+    n = count_parameters(build_generator(cfg.generator, 30, cfg.data.max_length))
+    assert 180_000 <= n <= 220_000, n
+
+
+def test_rope_theta_matters() -> None:
+    tokens = torch.randint(1, 11, (2, 8))
+    a, _ = tiny_transformer(rope_theta=10.0)(tokens)
+    b, _ = tiny_transformer(rope_theta=10000.0)(tokens)
+    assert not torch.allclose(a, b)

@@ -1,0 +1,39 @@
+import math
+
+import pytest
+import torch
+
+from conftest import SHARED_DATA
+from langan.config import load_config
+from langan.data.dataset import load_data
+from langan.models.oracle import OracleLSTM
+
+
+def test_random_oracle_is_reproducible_and_fixed_length() -> None:
+    a, b = OracleLSTM.random(50, 8, 8, seed=3), OracleLSTM.random(50, 8, 8, seed=3)
+    x, y = a.generate(20, 7, seed=1), b.generate(20, 7, seed=1)
+    assert torch.equal(x, y) and x.shape == (20, 7) and int(x.max()) < 50
+    lp = a.log_prob(x)
+    assert lp.shape == (20, 7) and (lp <= 0).all()
+
+
+def test_oracle_source_gives_fixed_length_rows_without_eos() -> None:
+    cfg = load_config(None, ["data.source=oracle", "data.oracle.vocab_size=40", "data.oracle.num_samples=200",
+                             "data.oracle.length=6", "data.valid_size=20", "data.test_size=20"]).data
+    data = load_data(cfg)
+    assert data.max_length == 6 and data.train.tokens.shape[1] == 7
+    assert (data.train.tokens[:, 1:] >= 4).all()  # 6 oracle tokens, no EOS, no PAD
+    assert data.tokenizer.vocab_size == 44
+
+
+def test_seqgan_oracle_entropy_matches_the_published_figure() -> None:
+    """NLL_oracle of the SeqGAN oracle's own samples is its entropy rate: published 5.75 nats/token."""
+    path = SHARED_DATA / "seqgan_oracle_len20.npz"
+    assert path.is_file(), f"reference data missing: {path}"
+    oracle = OracleLSTM.load(path)
+    assert (oracle.vocab_size, oracle.hidden_size) == (5000, 32)
+    samples = oracle.generate(2000, 20, seed=0)
+    nll = -oracle.log_prob(samples).mean().item()
+    assert nll == pytest.approx(5.75, abs=0.1)
+    uniform = torch.randint(0, 5000, (500, 20), generator=torch.Generator().manual_seed(0))
+    assert -oracle.log_prob(uniform).mean().item() > math.log(5000) - 0.5

@@ -1,0 +1,122 @@
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO, tiny_overrides
+from langan.cli import main
+from langan.config import load_config
+from langan.optim import schedule_at
+from langan.train.checkpoint import load_checkpoint, step_checkpoints
+from langan.train.rundir import RunDir
+from langan.train.session import new_session
+
+PRESET = str(REPO / "configs" / "names-mle.yaml")
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(step_checkpoints(RunDir(run_dir))[-1] / "generator.safetensors"))
+
+
+def test_every_parameter_changes_after_one_step(tiny_cfg, tmp_path: Path) -> None:
+    for arch in ("transformer", "lstm"):
+        tiny_cfg.generator.arch = arch
+        s = new_session(tiny_cfg, tmp_path / arch, quiet=True)
+        gen = s.algorithm.generator
+        before = {n: p.detach().clone() for n, p in gen.named_parameters()}
+        s.algorithm.step(next(s.trainer.batches))
+        unchanged = [n for n, p in gen.named_parameters() if torch.equal(p, before[n])]
+        assert not unchanged, f"{arch}: parameters not updated: {unchanged}"
+        assert any("embed" in n for n in before)
+
+
+@pytest.mark.parametrize("extra", [
+    ["generator.dropout=0.2", "optim.gen.schedule=cosine", "optim.gen.warmup_steps=2"],
+    ["generator.arch=lstm", "generator.dropout=0.1", "optim.gen.schedule=onecycle", "optim.gen.grad_accumulation=2"],
+])
+def test_resume_is_bit_exact(names_file: Path, tmp_path: Path, extra: list[str]) -> None:
+    """train 2N == train N, stop, --resume, N more (dropout consumes RNG; schedules depend on the step)."""
+    args = [PRESET, *tiny_overrides(names_file, **{"train.steps": 10, "eval.every": 4}), *extra,
+            "--runs-dir", str(tmp_path), "--quiet"]
+    assert main(["train", *args, "--name", "straight"]) == 0
+    assert main(["train", *args, "--name", "split", "--stop-after", "5"]) == 0
+    assert RunDir(tmp_path / "split").read_meta()["status"] == "stopped"
+    assert main(["train", "--resume", str(tmp_path / "split"), "--quiet"]) == 0
+    a, b = final_weights(tmp_path / "straight"), final_weights(tmp_path / "split")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for name in ("straight", "split"):
+        assert RunDir(tmp_path / name).read_meta()["status"] == "finished"
+    steps = [r["step"] for r in RunDir(tmp_path / "split").read_metrics() if "gen/loss" in r]
+    assert steps == sorted(set(steps)), "metrics.jsonl must not repeat steps after a resume"
+
+
+def test_resume_with_more_steps_equals_longer_run_on_constant_schedule(names_file: Path, tmp_path: Path) -> None:
+    base = [PRESET, *tiny_overrides(names_file, **{"eval.every": 3}), "optim.gen.schedule=constant",
+            "--runs-dir", str(tmp_path), "--quiet"]
+    assert main(["train", *base, "train.steps=8", "--name", "long"]) == 0
+    assert main(["train", *base, "train.steps=4", "--name", "short"]) == 0
+    assert main(["train", "--resume", str(tmp_path / "short"), "--steps", "8", "--quiet"]) == 0
+    a, b = final_weights(tmp_path / "long"), final_weights(tmp_path / "short")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_restores_optimizer_and_counters(tiny_cfg, tmp_path: Path) -> None:
+    s = new_session(tiny_cfg, tmp_path / "r", quiet=True)
+    s.trainer.fit(stop_after=3)
+    other = new_session(tiny_cfg, tmp_path / "other", quiet=True)
+    state, trainer_state = load_checkpoint(step_checkpoints(s.run)[-1], other.algorithm.networks())
+    other.algorithm.load_state_dict(state["algorithm"])
+    assert trainer_state["step"] == 3 and other.algorithm.step_count == 3
+    assert trainer_state["data"] == s.trainer.batches.state_dict()
+    opt_a, opt_b = s.algorithm.opt.state_dict()["state"], other.algorithm.opt.state_dict()["state"]
+    assert all(torch.equal(opt_a[i]["exp_avg"], opt_b[i]["exp_avg"]) for i in opt_a)
+    assert set(state["rng"]) >= {"python", "numpy", "torch"}
+
+
+def test_gradient_accumulation_gives_the_same_update(tiny_cfg, tmp_path: Path) -> None:
+    weights = []
+    for accumulation in (1, 4):
+        tiny_cfg.optim.gen.grad_accumulation = accumulation
+        s = new_session(tiny_cfg, tmp_path / f"acc{accumulation}", quiet=True)
+        s.algorithm.step(next(s.trainer.batches))
+        weights.append({n: p.detach().clone() for n, p in s.algorithm.generator.named_parameters()})
+    for name, value in weights[0].items():
+        torch.testing.assert_close(weights[1][name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_schedules() -> None:
+    cfg = load_config(None, ["optim.gen.lr=1.0", "optim.gen.min_lr_ratio=0.1"]).optim.gen
+    cfg.schedule, cfg.warmup_steps = "cosine", 10
+    assert schedule_at(cfg, 0, 110)[0] == pytest.approx(0.1)
+    assert schedule_at(cfg, 9, 110)[0] == pytest.approx(1.0)
+    assert schedule_at(cfg, 110, 110)[0] == pytest.approx(0.1)
+    lrs = [schedule_at(cfg, s, 110)[0] for s in range(10, 111)]
+    assert all(a >= b for a, b in itertools.pairwise(lrs))
+    cfg.schedule, cfg.pct_start, cfg.cycle_beta1 = "onecycle", 0.3, [0.95, 0.85]
+    lr_peak, beta_peak = schedule_at(cfg, 30, 100)
+    lr0, beta0 = schedule_at(cfg, 0, 100)
+    lr_end, beta_end = schedule_at(cfg, 100, 100)
+    assert lr_peak == pytest.approx(1.0) and beta_peak == pytest.approx(0.85)  # momentum low at peak lr
+    assert lr0 == pytest.approx(0.1) and beta0 == pytest.approx(0.95)
+    assert lr_end == pytest.approx(0.1) and beta_end == pytest.approx(0.95)
+    cfg.schedule = "constant"
+    assert schedule_at(cfg, 50, 100) == (1.0, 0.9)
+
+
+def test_eval_writes_samples_metrics_and_best_checkpoint(tiny_cfg, tmp_path: Path) -> None:
+    tiny_cfg.eval.metrics = ["unique", "novelty"]
+    tiny_cfg.eval.metric_samples = 16
+    s = new_session(tiny_cfg, tmp_path / "r", quiet=True)
+    assert s.trainer.fit() == "finished"
+    evals = [r for r in s.run.read_metrics() if "eval/nll" in r]
+    assert [r["step"] for r in evals] == [3, 6]
+    assert all(0 <= r["eval/unique"] <= 1 and 0 <= r["eval/novelty"] <= 1 for r in evals)
+    lines = (s.run.samples_dir / "step-6.txt").read_text().splitlines()
+    assert len(lines) == 4 and all(line.split("\t")[0] in ("train", "valid/test", "new") for line in lines)
+    best = json.loads((s.run.checkpoints_dir / "best" / "trainer.json").read_text())
+    assert best["best_valid_nll"] == pytest.approx(min(r["eval/nll"] for r in evals))
+    assert any(s.run.tensorboard_dir.glob("events.out.tfevents.*"))
