@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/langan train configs/names-mle.yaml train.steps=2500 eval.every=500 --name make-run --overwrite
+	$(BIN)/langan train configs/names-mle.yaml train.steps=2000 eval.every=500 --name make-run --overwrite
 	$(BIN)/langan sample runs/make-run --n 20 --temperature 1.0
 	$(BIN)/langan eval runs/make-run --n 1000
 

@@ -72,6 +72,7 @@ def test_eval_writes_eval_json(trained: Path, capsys) -> None:
     saved = json.loads((trained / "eval.json").read_text())
     assert printed == saved
     assert saved["n_samples"] == 50 and saved["nll"] > 0 and 0 <= saved["unique"] <= 1
+    assert saved["checkpoint"] == "best"  # MLE runs are judged at their best validation NLL by default
     assert main(["eval", str(trained), "--metrics", "bogus"]) == 2
 
 

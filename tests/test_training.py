@@ -120,3 +120,16 @@ def test_eval_writes_samples_metrics_and_best_checkpoint(tiny_cfg, tmp_path: Pat
     best = json.loads((s.run.checkpoints_dir / "best" / "trainer.json").read_text())
     assert best["best_valid_nll"] == pytest.approx(min(r["eval/nll"] for r in evals))
     assert any(s.run.tensorboard_dir.glob("events.out.tfevents.*"))
+
+
+def test_early_stop_after_evaluations_without_improvement(tiny_cfg, tmp_path: Path, monkeypatch) -> None:
+    import langan.train.trainer as trainer_module
+
+    worse = iter([2.0, 2.1, 2.2, 2.3, 2.4, 2.5])
+    monkeypatch.setattr(trainer_module, "nll_per_token", lambda *a, **k: next(worse))
+    tiny_cfg.train.steps, tiny_cfg.eval.every, tiny_cfg.train.early_stop = 30, 2, 2
+    s = new_session(tiny_cfg, tmp_path / "r", quiet=True)
+    assert s.trainer.fit() == "finished"
+    assert s.trainer.step == 6  # best at step 2, no better at 4 and 6
+    assert s.trainer.best_valid_nll == 2.0
+    assert step_checkpoints(s.run)[-1].name == "step-6"

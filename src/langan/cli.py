@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -33,7 +34,8 @@ def _sampling_args(p: argparse.ArgumentParser, n: int) -> None:
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1.0 = off)")
     p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (default 0 = off)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--checkpoint", default="latest", help="latest (default), best, or step-N")
+    p.add_argument("--checkpoint", default="auto", help="auto (default: best valid NLL for MLE runs, else latest), "
+                   "latest, best, or step-N")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"langan {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `langan sample ... | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -109,6 +109,7 @@ class TrainConfig:
     checkpoint_every: int = opt(0, "write a checkpoint every N steps (0 = at every evaluation)")
     keep_checkpoints: int = opt(2, "how many recent step-N checkpoints to keep (the best one is kept apart)")
     log_every: int = opt(10, "write training metrics every N steps")
+    early_stop: int = opt(0, "stop after this many evaluations without a better valid NLL (0 = never)")
 
 
 @dataclass

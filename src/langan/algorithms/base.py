@@ -23,6 +23,8 @@ class Algorithm:
     """
 
     name: ClassVar[str] = ""
+    # whether the checkpoint with the lowest validation NLL is this algorithm's best model
+    select_by_valid_nll: ClassVar[bool] = False
 
     def __init__(self, cfg: Config, data: DataBundle, device: torch.device, total_steps: int):
         self.cfg, self.data, self.device, self.total_steps = cfg, data, device, total_steps

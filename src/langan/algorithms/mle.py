@@ -19,6 +19,7 @@ from langan.optim import apply_schedule, build_optimizer, clip_gradients
 
 class MLE(Algorithm):
     name = "mle"
+    select_by_valid_nll = True
 
     def __init__(self, cfg: Config, data: DataBundle, device: torch.device, total_steps: int):
         super().__init__(cfg, data, device, total_steps)

@@ -146,9 +146,6 @@ class OracleTokenizer(Tokenizer):
 
     kind = "oracle"
 
-    def __init__(self, symbols: Sequence[str]):
-        super().__init__(symbols)
-
     @classmethod
     def of_size(cls, vocab_size: int) -> OracleTokenizer:
         return cls([str(i) for i in range(vocab_size)])

@@ -21,7 +21,7 @@ METRICS = ("nll", *SAMPLE_METRICS)
 
 
 def evaluate_run(run_dir: str, n: int = 1000, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
-                 seed: int = 0, which: str = "latest", metrics: list[str] | None = None) -> dict[str, Any]:
+                 seed: int = 0, which: str = "auto", metrics: list[str] | None = None) -> dict[str, Any]:
     names = list(metrics or METRICS)
     unknown = [m for m in names if m not in METRICS]
     if unknown:

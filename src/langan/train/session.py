@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from langan.algorithms import build_algorithm
+from langan.algorithms import ALGORITHMS, build_algorithm
 from langan.algorithms.base import Algorithm
 from langan.config import Config, load_config, save_config, to_dict
 from langan.data.dataset import DataBundle, load_data
@@ -160,10 +160,17 @@ class Loaded:
     trainer_state: dict[str, Any]
 
 
-def load_trained(run_dir: str | Path, which: str = "latest") -> Loaded:
-    """A finished or running run's networks from one checkpoint, for sampling and evaluation."""
+def load_trained(run_dir: str | Path, which: str = "auto") -> Loaded:
+    """A run's networks from one checkpoint, for sampling and evaluation.
+
+    'auto' is the checkpoint with the best validation NLL for algorithms that select by it (MLE), so a
+    run that overfits late is judged at its best; otherwise the latest checkpoint.
+    """
     run = RunDir.open(run_dir)
     cfg, data, device = _load_pieces(run)
+    if which == "auto":
+        by_nll = ALGORITHMS[cfg.algorithm].select_by_valid_nll
+        which = "best" if by_nll and (run.checkpoints_dir / "best").is_dir() else "latest"
     path = checkpoint.find_checkpoint(run, which)
     algorithm = build_algorithm(cfg, data, device, 1)
     state, trainer_state = checkpoint.load_checkpoint(path, algorithm.networks())

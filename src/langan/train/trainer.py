@@ -37,6 +37,8 @@ class Trainer:
         self.tokens_seen = 0
         self.elapsed = 0.0
         self.last_eval: dict[str, float] = {}
+        self.evals_since_best = 0
+        self.early_stopped = False
         self._stop_signal: int | None = None
 
     # ------------------------------------------------------------------ state
@@ -44,7 +46,8 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step, "data": self.batches.state_dict(), "best_valid_nll": self.best_valid_nll,
                 "tokens_seen": self.tokens_seen, "elapsed_seconds": self.elapsed,
-                "total_steps": self.total_steps, "last_eval": self.last_eval}
+                "total_steps": self.total_steps, "last_eval": self.last_eval,
+                "evals_since_best": self.evals_since_best}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
@@ -53,6 +56,7 @@ class Trainer:
         self.tokens_seen = int(state["tokens_seen"])
         self.elapsed = float(state["elapsed_seconds"])
         self.last_eval = dict(state.get("last_eval", {}))
+        self.evals_since_best = int(state.get("evals_since_best", 0))
 
     def save(self, name: str | None = None) -> None:
         checkpoint.save_checkpoint(self.run, name or f"step-{self.step}", self.algorithm.networks(),
@@ -81,7 +85,10 @@ class Trainer:
         self.last_eval = results
         if results.get("eval/nll", math.inf) < self.best_valid_nll:
             self.best_valid_nll = results["eval/nll"]
+            self.evals_since_best = 0
             self.save("best")
+        else:
+            self.evals_since_best += 1
         summary = " ".join(f"{k[5:]} {v:.4f}" for k, v in results.items())
         progress.write(f"step {self.step}: {summary} | {', '.join(shown[:6])}")
         return results
@@ -134,6 +141,10 @@ class Trainer:
                         progress.update(self.step, shown | {"tok/s": int(values["train/tokens_per_s"])})
                     if self.step % self.cfg.eval.every == 0 or last:
                         self.evaluate(logger, progress)
+                        if 0 < tcfg.early_stop <= self.evals_since_best and not last:
+                            progress.write(f"early stop at step {self.step}: valid NLL has not improved in "
+                                           f"{self.evals_since_best} evaluations (train.early_stop)")
+                            self.early_stopped = stop = True
                     if self.step % ckpt_every == 0 or last or stop:
                         self.save()
                         self.run.update_meta(steps_done=self.step, best_valid_nll=self.best_valid_nll,
@@ -147,4 +158,4 @@ class Trainer:
             name = signal.Signals(self._stop_signal).name
             progress.write(f"stopped by {name} at step {self.step}; checkpoint written. "
                            f"Resume with: langan train --resume {self.run.path}")
-        return "finished" if self.step >= self.total_steps else "stopped"
+        return "finished" if self.step >= self.total_steps or self.early_stopped else "stopped"

@@ -1,0 +1,73 @@
+"""Benchmark: the names-mle preset on a names list — test NLL (nats/token), wall time, tokens/s.
+
+    python benchmarks/names_mle.py --source census-names
+    python benchmarks/names_mle.py --source /path/to/names.txt --test-size 1000
+
+Trains `configs/names-mle.yaml` (plus any overrides), then evaluates the test split with the checkpoint
+chosen on the validation split (`best`) and with the last one. Prints one Markdown table row per source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def langan(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "langan", *args]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    return proc
+
+
+def run_one(source: str, test_size: str, runs_dir: Path, overrides: list[str]) -> dict[str, object]:
+    name = Path(source).stem
+    t0 = time.perf_counter()
+    langan("train", "configs/names-mle.yaml", f"data.source={source}", f"data.test_size={test_size}", *overrides,
+           "--runs-dir", str(runs_dir), "--name", name, "--overwrite", "--quiet")
+    wall = time.perf_counter() - t0
+    meta = json.loads((runs_dir / name / "meta.json").read_text())
+    trainer = json.loads(sorted((runs_dir / name / "checkpoints").glob("step-*/trainer.json"),
+                                key=lambda p: int(p.parent.name[5:]))[-1].read_text())
+    results = {}
+    for which in ("best", "latest"):
+        out = langan("eval", str(runs_dir / name), "--checkpoint", which, "--n", "1000", "--json")
+        results[which] = json.loads(out.stdout)
+    return {"source": source, "steps": trainer["step"],
+            "test_nll_best": results["best"]["nll"], "test_nll_last": results["latest"]["nll"],
+            "best_valid_nll": meta.get("best_valid_nll"), "wall_s": wall, "train_s": trainer["elapsed_seconds"],
+            "tokens_per_s": trainer["tokens_seen"] / trainer["elapsed_seconds"],
+            "unique": results["latest"]["unique"], "novelty": results["latest"]["novelty"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", action="append", required=True, help="data.source (repeatable)")
+    parser.add_argument("--test-size", default="1000")
+    parser.add_argument("--runs-dir", default=str(REPO / "benchmarks" / "out" / "runs"))
+    parser.add_argument("overrides", nargs="*", help="extra config overrides")
+    args = parser.parse_args()
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"python {platform.python_version()}")
+    print("| source | steps | test NLL (best valid ckpt) | test NLL (last) | train time | wall time | tokens/s "
+          "| unique | novelty |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for source in args.source:
+        r = run_one(source, args.test_size, Path(args.runs_dir), args.overrides)
+        print(f"| {Path(source).name} | {r['steps']} | {r['test_nll_best']:.4f} | {r['test_nll_last']:.4f} "
+              f"| {r['train_s']:.0f} s | {r['wall_s']:.0f} s | {r['tokens_per_s']:,.0f} | {r['unique']:.3f} "
+              f"| {r['novelty']:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
