@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ import torch
 from langan.config import Config, load_config
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# reference data lives beside the checkout (../shared/data), never in it; LANGAN_SHARED_DATA overrides
+SHARED_DATA = Path(os.environ.get("LANGAN_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 NAMES = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn", "abigail",
          "emily", "ella", "elizabeth", "camila", "luna", "sofia", "avery", "mila", "aria", "scarlett",
