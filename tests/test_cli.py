@@ -96,3 +96,19 @@ def test_help_for_every_command(capsys) -> None:
         assert "usage: langan " + command in capsys.readouterr().out
     assert main(["config", PRESET, "train.steps=9"]) == 0
     assert "train.steps" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("tokenizer", ["word", "bpe"])
+def test_word_level_corpus_end_to_end(tokenizer: str, tmp_path: Path, capsys) -> None:
+    sentences = [f"the {a} {b} sat on the mat, again." for a in ("cat", "dog", "fox", "owl")
+                 for b in ("quietly", "slowly", "happily", "never")] * 3
+    (tmp_path / "corpus.txt").write_text("\n".join(sentences) + "\n")
+    args = ["train", PRESET, *tiny_overrides(tmp_path / "corpus.txt"), f"data.tokenizer={tokenizer}",
+            "data.vocab_size=300", "--runs-dir", str(tmp_path / "runs"), "--name", "w", "--quiet"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["sample", str(tmp_path / "runs" / "w"), "--n", "5", "--plain"]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) == 5 and "<" not in out
+    assert main(["eval", str(tmp_path / "runs" / "w"), "--n", "20", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["nll"] > 0

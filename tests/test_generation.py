@@ -86,3 +86,10 @@ def test_logprobs_are_of_the_tempered_distribution() -> None:
     expected = filter_logits(logits, 0.5, forbidden=torch.isin(torch.arange(9), torch.tensor([PAD, BOS, UNK])))
     expected = expected.log_softmax(-1).gather(1, out.tokens[:, :1]).squeeze(1)
     torch.testing.assert_close(out.logprobs[:, 0], expected)
+
+
+def test_samples_print_as_one_line_each() -> None:
+    from langan.eval.samples import one_line
+
+    assert one_line("ab\ncd\r\x00e\tf") == "ab\\ncd\\r\\x00e\tf"
+    assert one_line("plain name") == "plain name"

@@ -125,7 +125,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from langan.eval.samples import draw_samples
+    from langan.eval.samples import draw_samples, one_line
     from langan.train.session import load_trained
 
     loaded = load_trained(args.run_dir, args.checkpoint)
@@ -135,7 +135,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
                            cond=loaded.algorithm.cond_for(args.n))
     tags = [data.origin(t) for t in samples.texts]
     for tag, text in zip(tags, samples.texts, strict=True):
-        print(text if args.plain else f"{tag:<10}  {text}")
+        print(one_line(text) if args.plain else f"{tag:<10}  {one_line(text)}")
     if not args.plain:
         counts = {t: tags.count(t) for t in ("new", "train", "valid/test")}
         print(f"# {args.n} samples from {loaded.checkpoint.name}: {counts['new']} new, {counts['train']} in train, "

@@ -11,6 +11,14 @@ from langan.data.tokenizers import Tokenizer
 from langan.generation import sample
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in range(32) if c != 9} | {10: "\\n", 13: "\\r", 127: "\\x7f"}
+
+
+def one_line(text: str) -> str:
+    """A sample as one printable line: control characters (a byte-level BPE model can emit a newline) escaped."""
+    return text.translate(_CONTROL)
+
+
 @dataclass
 class Samples:
     texts: list[str]

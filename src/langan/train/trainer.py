@@ -20,7 +20,7 @@ from langan.data.dataset import DataBundle
 from langan.data.tokenizers import PAD
 from langan.eval.metrics import compute_sample_metrics
 from langan.eval.nll import nll_per_token
-from langan.eval.samples import draw_samples
+from langan.eval.samples import draw_samples, one_line
 from langan.train import checkpoint
 from langan.train.logging import MetricsLogger, Progress
 from langan.train.rundir import RunDir
@@ -78,7 +78,7 @@ class Trainer:
         metrics = compute_sample_metrics(ecfg.metrics, samples, self.data.train_set)
         results |= {f"eval/{k}": v for k, v in metrics.items()}
         shown = samples.texts[: ecfg.num_samples]
-        lines = [f"{self.data.origin(t)}\t{t}" for t in shown]
+        lines = [f"{self.data.origin(t)}\t{one_line(t)}" for t in shown]
         (self.run.samples_dir / f"step-{self.step}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
         logger.log(self.step, results)
         logger.log_text("samples", "\n\n".join(f"`{line}`" for line in lines), self.step)
