@@ -10,7 +10,6 @@ from torch import Tensor, nn
 from langan.data.tokenizers import Tokenizer
 from langan.generation import sample
 
-
 _CONTROL = {c: f"\\x{c:02x}" for c in range(32) if c != 9} | {10: "\\n", 13: "\\r", 127: "\\x7f"}
 
 
