@@ -98,3 +98,40 @@ def test_real_process_prints_no_traceback(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("override", "fragment"), [
+    ("train.log_every=0", "train.log_every must be at least 1"),
+    ("generator.num_heads=0", "generator.num_heads must be at least 1"),
+    ("generator.dropout=2", "dropouts must be in [0, 1)"),
+    ("optim.gen.eps=-1", "eps must be > 0"),
+    ("optim.gen.cycle_beta1=[2,3]", "cycle_beta1 must be two values in [0, 1)"),
+    ("eval.batch_size=0", "eval.batch_size must be at least 1"),
+    ("train.device=mps", "train.device='mps' is not supported"),
+    ("data.oracle.length=0", "data.oracle.length must be at least 1"),
+])
+def test_out_of_range_values(capsys, tmp_path: Path, names_file: Path, override: str, fragment: str) -> None:
+    assert_one_line(*train(capsys, tmp_path, names_file, override), fragment)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no junk run left
+
+
+def test_bad_sampling_arguments(capsys, tmp_path: Path) -> None:
+    for args in (["--top-p", "0"], ["--temperature", "-1"], ["--top-k", "-3"]):
+        with pytest.raises(SystemExit) as done:
+            main(["sample", str(tmp_path), *args])
+        assert done.value.code == 2
+        assert "Traceback" not in capsys.readouterr().err
+
+
+def test_oracle_params_not_an_npz(capsys, tmp_path: Path) -> None:
+    (tmp_path / "o.npz").write_text("not numpy")
+    code, err = run_cli(capsys, "train", PRESET, "data.source=oracle", f"data.oracle.params={tmp_path / 'o.npz'}",
+                        "--runs-dir", str(tmp_path / "runs"), "--quiet")
+    assert_one_line(code, err, "is not a readable .npz")
+
+
+def test_eval_refuses_changed_data(capsys, tmp_path: Path, names_file: Path) -> None:
+    assert train(capsys, tmp_path, names_file, "--name", "r")[0] == 0
+    with open(names_file, "a") as f:
+        f.write("zed\nyul\nxan\n")
+    assert_one_line(*run_cli(capsys, "eval", str(tmp_path / "runs" / "r")), "changed since the run started")

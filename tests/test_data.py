@@ -48,9 +48,12 @@ def test_limit_keeps_n_training_examples_only(names_file: Path) -> None:
 def test_tokenizer_fitted_on_training_split_only(tmp_path: Path) -> None:
     path = tmp_path / "d.txt"
     path.write_text("\n".join(["ab"] * 30 + ["zq"]))
-    data = load_data(data_cfg(path, "data.valid_size=0", "data.test_size=1", "data.split_seed=3"))
-    if "zq" in data.test.texts:
-        assert "z" not in data.tokenizer.stoi
+    seed = next(s for s in range(100)  # a split seed that puts the only 'zq' in the test split
+                if "zq" in load_data(data_cfg(path, "data.valid_size=0", "data.test_size=10",
+                                              f"data.split_seed={s}")).test.texts)
+    data = load_data(data_cfg(path, "data.valid_size=0", "data.test_size=10", f"data.split_seed={seed}"))
+    assert "z" not in data.tokenizer.stoi and "a" in data.tokenizer.stoi
+    assert data.test.tokens[data.test.texts.index("zq"), 1].item() == 3  # UNK: the tokenizer never saw z
 
 
 def test_split_too_large_is_one_line() -> None:
@@ -71,7 +74,7 @@ def test_row_layout_bos_text_eos_pad() -> None:
 def test_overlong_lines_are_counted_in_notes(tmp_path: Path) -> None:
     path = tmp_path / "d.txt"
     path.write_text("\n".join(["ab"] * 20 + ["x" * 50]))
-    data = load_data(data_cfg(path, "data.max_length=8", "data.valid_size=0", "data.test_size=1",
+    data = load_data(data_cfg(path, "data.max_length=8", "data.valid_size=0", "data.test_size=10",
                               "data.split_seed=0"))
     assert any("longer than data.max_length=8" in note for note in data.notes)
 
@@ -111,8 +114,9 @@ def test_batch_iterator_state_resumes_the_same_stream() -> None:
     again = BatchIterator(tokens, batch_size=8, seed=5)
     again.load_state_dict(state)
     assert [next(again).index.tolist() for _ in range(5)] == expected
-    epoch0 = torch.cat([next(BatchIterator(tokens, 8, 5)).index])
-    assert len(set(epoch0.tolist())) == 8
+    fresh = BatchIterator(tokens, 8, 5)
+    epoch0 = torch.cat([next(fresh).index for _ in range(6)])
+    assert len(set(epoch0.tolist())) == 48  # one epoch never repeats an example
 
 
 def test_tables_and_jsonl_with_partial_labels(tmp_path: Path) -> None:
@@ -134,6 +138,26 @@ def test_text_file_policy_bom_crlf_blank_lines(tmp_path: Path) -> None:
     path = tmp_path / "d.txt"
     path.write_bytes(b"\xef\xbb\xbfanna\r\n\r\n  bob  \r\ncarl")
     assert read_source(str(path)).texts == ["anna", "bob", "carl"]
+
+
+def test_tsv_fields_are_literal_and_csv_errors_are_one_line(tmp_path: Path) -> None:
+    tsv = tmp_path / "d.tsv"
+    tsv.write_text('text\tlabel\n"quoted start\tpos\nsecond line\tneg\n')
+    corpus = read_source(str(tsv), label_columns=["label"])
+    assert corpus.texts == ['"quoted start', "second line"] and corpus.labels["label"] == ["pos", "neg"]
+    bad = tmp_path / "d.csv"
+    bad.write_text('text\n"unterminated\n')
+    with pytest.raises(LanganError, match=r"d\.csv' line \d+"):
+        read_source(str(bad))
+
+
+def test_literal_special_token_text_stays_text(tmp_path: Path) -> None:
+    path = tmp_path / "d.txt"
+    path.write_text("\n".join(["x <eos> y <pad> z <unk>"] * 20))
+    data = load_data(data_cfg(path, "data.tokenizer=bpe", "data.vocab_size=280"))
+    row = data.train.tokens[0].tolist()
+    assert row.count(EOS) == 1 and PAD not in row[: row.index(EOS)]
+    assert data.tokenizer.decode(row) == "x <eos> y <pad> z <unk>"
 
 
 def test_labels_reach_the_splits(tmp_path: Path) -> None:

@@ -80,3 +80,9 @@ def test_rope_theta_matters() -> None:
     a, _ = tiny_transformer(rope_theta=10.0)(tokens)
     b, _ = tiny_transformer(rope_theta=10000.0)(tokens)
     assert not torch.allclose(a, b)
+
+
+def test_cache_with_left_padding_is_refused() -> None:
+    model = tiny_transformer()
+    with pytest.raises(ValueError, match="full forward passes"):
+        model(torch.tensor([[0, 1, 5]]), cache=model.new_cache(1), attention_mask=torch.tensor([[False, True, True]]))

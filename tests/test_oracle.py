@@ -37,3 +37,15 @@ def test_seqgan_oracle_entropy_matches_the_published_figure() -> None:
     assert nll == pytest.approx(5.75, abs=0.1)
     uniform = torch.randint(0, 5000, (500, 20), generator=torch.Generator().manual_seed(0))
     assert -oracle.log_prob(uniform).mean().item() > math.log(5000) - 0.5
+
+
+def test_samples_of_an_oracle_run_never_end_early(tmp_path) -> None:
+    from langan.cli import main
+    from langan.eval.evaluate import evaluate_run
+
+    assert main(["train", "data.source=oracle", "data.oracle.vocab_size=30", "data.oracle.num_samples=64",
+                 "data.oracle.length=6", "data.valid_size=8", "data.test_size=8", "generator.hidden_size=16",
+                 "generator.num_layers=1", "generator.num_heads=2", "train.steps=2", "eval.every=2",
+                 "--runs-dir", str(tmp_path), "--name", "o", "--quiet"]) == 0
+    results = evaluate_run(str(tmp_path / "o"), n=40, metrics=["eos_rate", "mean_length"])
+    assert results["eos_rate"] == 0 and results["mean_length"] == 6

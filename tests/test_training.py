@@ -133,3 +133,11 @@ def test_early_stop_after_evaluations_without_improvement(tiny_cfg, tmp_path: Pa
     assert s.trainer.step == 6  # best at step 2, no better at 4 and 6
     assert s.trainer.best_valid_nll == 2.0
     assert step_checkpoints(s.run)[-1].name == "step-6"
+
+
+def test_no_validation_split_never_early_stops(tiny_cfg, tmp_path: Path) -> None:
+    tiny_cfg.data.valid_size, tiny_cfg.train.steps, tiny_cfg.eval.every, tiny_cfg.train.early_stop = 0, 8, 1, 2
+    s = new_session(tiny_cfg, tmp_path / "r", quiet=True)
+    assert s.trainer.fit() == "finished" and s.trainer.step == 8
+    s.run.update_meta(best_valid_nll=s.trainer.best_valid_nll)
+    assert json.loads(s.run.meta_path.read_text())["best_valid_nll"] is None  # strict JSON, no Infinity

@@ -27,12 +27,28 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _ranged(name: str, low: float, high: float, low_open: bool = False) -> object:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+        if not (low < value <= high if low_open else low <= value <= high):
+            raise argparse.ArgumentTypeError(f"{name} must be in {'(' if low_open else '['}{low}, {high}]")
+        return value
+
+    return parse
+
+
 def _sampling_args(p: argparse.ArgumentParser, n: int) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, e.g. runs/names-mle-1")
     p.add_argument("--n", type=_positive_int, default=n, help=f"number of samples (default {n})")
-    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy (default 1.0)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1.0 = off)")
-    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (default 0 = off)")
+    p.add_argument("--temperature", type=_ranged("temperature", 0, 100), default=1.0,
+                   help="softmax temperature; 0 = greedy (default 1.0)")
+    p.add_argument("--top-p", type=_ranged("top-p", 0, 1, low_open=True), default=1.0,
+                   help="nucleus sampling mass in (0, 1] (default 1.0 = off)")
+    p.add_argument("--top-k", type=int, choices=range(0, 1 << 20), metavar="K", default=0,
+                   help="keep the K most likely tokens (default 0 = off)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--checkpoint", default="auto", help="auto (default: best valid NLL for MLE runs, else latest), "
                    "latest, best, or step-N")
@@ -47,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model from a config (or resume a run)",
                        description="Train from a YAML preset with dotted overrides, or continue a run exactly "
                        "where it stopped. Ctrl-C stops cleanly after the current step with a checkpoint.")
-    p.add_argument("config", nargs="?", metavar="CONFIG.yaml", help="preset, e.g. configs/names-mle.yaml")
+    p.add_argument("config", nargs="?", metavar="CONFIG.yaml",
+                   help="preset, e.g. configs/names-mle.yaml (omit it to start from the defaults)")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides, e.g. train.steps=500")
     p.add_argument("--name", help="run name (default: the preset's name plus the next free number)")
     p.add_argument("--runs-dir", default="runs", help="where run directories live (default: runs)")
@@ -89,6 +106,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from langan.config import load_config
     from langan.train import session as sessions
 
+    if args.config and "=" in args.config and not Path(args.config).exists():  # only overrides, no preset
+        args.overrides, args.config = [args.config, *args.overrides], None
+        args.preset_free = True
+
     if args.resume:
         if args.config or args.overrides:
             raise LanganError("--resume continues a run with its own recorded config; drop CONFIG and overrides "
@@ -96,13 +117,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         s = sessions.resume_session(args.resume, steps=args.steps, argv=args.argv, quiet=args.quiet)
         print(f"resuming {s.run.path} at step {s.trainer.step} of {s.trainer.total_steps}", file=sys.stderr)
     else:
-        if not args.config:
+        if not args.config and not getattr(args, "preset_free", False):
             raise LanganError("give a config, e.g. `langan train configs/names-mle.yaml`, or --resume RUN_DIR")
         if args.steps:
             raise LanganError("--steps goes with --resume; for a new run use the override train.steps=N")
         cfg = load_config(args.config, args.overrides)
         runs_dir = Path(args.runs_dir)
-        name = args.name or _next_name(runs_dir, Path(args.config).stem)
+        name = args.name or _next_name(runs_dir, Path(args.config).stem if args.config else cfg.algorithm)
         s = sessions.new_session(cfg, runs_dir / name, overwrite=args.overwrite, argv=args.argv, quiet=args.quiet)
     if not args.quiet:
         for line in s.describe():
@@ -132,7 +153,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     gen, data = loaded.algorithm.generator, loaded.data
     samples = draw_samples(gen, data.tokenizer, args.n, data.max_length, seed=args.seed,
                            temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-                           cond=loaded.algorithm.cond_for(args.n))
+                           cond=loaded.algorithm.cond_for(args.n),
+                           allow_eos=data.oracle is None)
     tags = [data.origin(t) for t in samples.texts]
     for tag, text in zip(tags, samples.texts, strict=True):
         print(one_line(text) if args.plain else f"{tag:<10}  {one_line(text)}")

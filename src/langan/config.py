@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from langan.errors import LanganError
+from langan.fileio import atomic_write_text
 
 
 def opt(default: Any, doc: str, choices: tuple[str, ...] | None = None) -> Any:
@@ -263,13 +264,27 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
+    atomic_write_text(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
 def validate(cfg: Config) -> None:
     """Cross-field checks that a type check cannot make."""
-    g, d, t = cfg.generator, cfg.data, cfg.train
+    g, d, t, e, o = cfg.generator, cfg.data, cfg.train, cfg.eval, cfg.data.oracle
+    at_least_one = {"generator.hidden_size": g.hidden_size, "generator.intermediate_size": g.intermediate_size,
+                    "generator.num_layers": g.num_layers, "generator.num_heads": g.num_heads,
+                    "train.log_every": t.log_every, "eval.batch_size": e.batch_size,
+                    "data.oracle.vocab_size": o.vocab_size, "data.oracle.length": o.length,
+                    "data.oracle.num_samples": o.num_samples, "data.oracle.hidden_size": o.hidden_size,
+                    "data.oracle.embedding_size": o.embedding_size, "data.vocab_size": d.vocab_size - 4}
+    for key, value in at_least_one.items():
+        if value < 1:
+            raise LanganError(f"{key} must be at least {5 if key == 'data.vocab_size' else 1}, got "
+                              f"{value + 4 if key == 'data.vocab_size' else value}")
     checks = [
+        (0 <= g.dropout < 1 and 0 <= g.attention_dropout < 1, "generator dropouts must be in [0, 1)"),
+        (e.num_samples >= 0 and e.metric_samples >= 0 and t.early_stop >= 0 and t.keep_checkpoints >= 0,
+         "eval.num_samples, eval.metric_samples, train.early_stop and train.keep_checkpoints must be >= 0"),
+        (e.temperature >= 0, "eval.temperature must be >= 0 (0 = greedy)"),
         (g.hidden_size % g.num_heads == 0 or g.arch != "transformer",
          f"generator.hidden_size ({g.hidden_size}) must be divisible by generator.num_heads ({g.num_heads})"),
         (g.arch != "transformer" or (g.hidden_size // g.num_heads) % 2 == 0,
@@ -285,7 +300,12 @@ def validate(cfg: Config) -> None:
         checks += [
             (len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
              f"optim.{name}.betas must be two values in [0, 1)"),
-            (len(o.cycle_beta1) == 2, f"optim.{name}.cycle_beta1 must be two values"),
+            (len(o.cycle_beta1) == 2 and all(0 <= b < 1 for b in o.cycle_beta1),
+             f"optim.{name}.cycle_beta1 must be two values in [0, 1)"),
+            (o.eps > 0 and o.weight_decay >= 0 and o.max_grad_norm >= 0 and o.warmup_steps >= 0,
+             f"optim.{name}: eps must be > 0; weight_decay, max_grad_norm, warmup_steps >= 0"),
+            (0 <= o.min_lr_ratio <= 1 and 0 < o.pct_start < 1,
+             f"optim.{name}: min_lr_ratio must be in [0, 1] and pct_start in (0, 1)"),
             (o.grad_accumulation >= 1, f"optim.{name}.grad_accumulation must be at least 1"),
             (o.lr > 0, f"optim.{name}.lr must be positive"),
         ]

@@ -59,6 +59,8 @@ def encode_texts(tokenizer: Tokenizer, texts: list[str], max_length: int, overlo
     rows, cut = [], 0
     for number, text in enumerate(texts):
         ids = tokenizer.encode(text)
+        if any(i in (PAD, BOS, EOS) for i in ids):  # a tokenizer must never emit these for text
+            raise LanganError(f"example {number + 1} encodes to a reserved token (PAD/BOS/EOS): {text[:60]!r}")
         if append_eos and len(ids) + 1 <= max_length:
             ids = [*ids, EOS]
         elif len(ids) >= max_length and (append_eos or len(ids) > max_length):

@@ -79,10 +79,21 @@ def _column_error(path: Path, column: str, columns: list[str], key: str) -> Lang
 def read_table(path: Path, text_column: str, label_columns: list[str]) -> Corpus:
     """TSV or CSV with a header row."""
     text = _decode(path)
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    columns = [c.strip() for c in (reader.fieldnames or [])]
-    reader.fieldnames = columns
+    # TSV fields are taken literally (a leading quote is text, not CSV quoting); CSV follows RFC 4180
+    tsv = path.suffix.lower() == ".tsv"
+    csv.field_size_limit(1 << 30)  # long fields are allowed here and cut later by data.max_length
+    reader = csv.DictReader(io.StringIO(text), delimiter="\t" if tsv else ",",
+                            quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL, strict=not tsv)
+    try:
+        columns = [c.strip() for c in (reader.fieldnames or [])]
+        reader.fieldnames = columns
+        return _table_rows(path, reader, columns, text_column, label_columns)
+    except csv.Error as err:
+        raise LanganError(f"data file '{path}' line {reader.line_num}: {err}") from None
+
+
+def _table_rows(path: Path, reader: csv.DictReader, columns: list[str], text_column: str,
+                label_columns: list[str]) -> Corpus:
     for column, key in [(text_column, "data.text_column")] + [(c, "data.label_columns") for c in label_columns]:
         if column not in columns:
             raise _column_error(path, column, columns, key)

@@ -17,6 +17,9 @@ from langan.errors import LanganError
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
+# Inside the HF BPE tokenizer the specials carry a NUL byte: HF splits input text on special-token strings, and
+# a corpus may well contain a literal "<unk>", but never NUL (the data readers reject it).
+HF_SPECIALS = tuple("\x00" + s for s in SPECIALS)
 UNK_TEXT = "\ufffd"
 
 
@@ -172,10 +175,10 @@ class BPETokenizer(Tokenizer):
         itos = [""] * len(vocab)
         for s, i in vocab.items():
             itos[i] = s
-        if tuple(itos[: len(SPECIALS)]) != SPECIALS:
+        if tuple(itos[: len(SPECIALS)]) != HF_SPECIALS:
             raise LanganError("BPE tokenizer file does not reserve <pad>, <bos>, <eos>, <unk> as ids 0-3")
-        self.itos = itos
-        self.stoi = vocab
+        self.itos = list(SPECIALS) + itos[len(SPECIALS):]
+        self.stoi = {s: i for i, s in enumerate(self.itos)}
 
     @classmethod
     def fit(cls, texts: Iterable[str], min_freq: int = 1, vocab_size: int = 2000, **_: Any) -> BPETokenizer:
@@ -186,7 +189,7 @@ class BPETokenizer(Tokenizer):
         hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         hf.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size, min_frequency=max(min_freq, 1), special_tokens=list(SPECIALS),
+            vocab_size=vocab_size, min_frequency=max(min_freq, 1), special_tokens=list(HF_SPECIALS),
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
         hf.train_from_iterator(list(texts), trainer=trainer)
         return cls(hf)

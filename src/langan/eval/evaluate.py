@@ -34,7 +34,8 @@ def evaluate_run(run_dir: str, n: int = 1000, temperature: float = 1.0, top_p: f
     sample_names = [m for m in names if m in SAMPLE_METRICS]
     if sample_names:
         samples = draw_samples(gen, data.tokenizer, n, data.max_length, seed=seed, temperature=temperature,
-                               top_p=top_p, top_k=top_k, cond=loaded.algorithm.cond_for(n))
+                               top_p=top_p, top_k=top_k, cond=loaded.algorithm.cond_for(n),
+                               allow_eos=data.oracle is None)
         results |= compute_sample_metrics(sample_names, samples, data.train_set)
     results |= {"n_samples": n, "temperature": temperature, "top_p": top_p, "top_k": top_k, "seed": seed,
                 "checkpoint": loaded.checkpoint.name, "step": loaded.trainer_state.get("step"),

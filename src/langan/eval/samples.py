@@ -28,7 +28,7 @@ class Samples:
 
 def draw_samples(model: nn.Module, tokenizer: Tokenizer, n: int, max_length: int, seed: int,
                  temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0, batch_size: int = 500,
-                 cond: Tensor | None = None) -> Samples:
+                 cond: Tensor | None = None, allow_eos: bool = True) -> Samples:
     """n samples; a private generator seeded with `seed` leaves the global RNG untouched."""
     device = next(model.parameters()).device
     g = torch.Generator(device=device).manual_seed(seed)
@@ -37,7 +37,10 @@ def draw_samples(model: nn.Module, tokenizer: Tokenizer, n: int, max_length: int
         b = min(batch_size, n - start)
         c = cond[start:start + b] if cond is not None else None
         parts.append(sample(model, b, max_length, temperature=temperature, top_k=top_k, top_p=top_p, cond=c,
-                            generator=g))
+                            generator=g, allow_eos=allow_eos))
+    if not parts:
+        empty = torch.zeros(0, dtype=torch.long)
+        return Samples([], torch.zeros(0, max_length, dtype=torch.long), empty, empty.bool())
     tokens = torch.cat([p.tokens for p in parts]).cpu()
     return Samples([tokenizer.decode(row) for row in tokens.tolist()], tokens,
                    torch.cat([p.lengths for p in parts]).cpu(), torch.cat([p.ended for p in parts]).cpu())

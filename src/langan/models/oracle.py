@@ -44,11 +44,14 @@ class OracleLSTM(nn.Module):
         path = Path(path)
         if not path.is_file():
             raise LanganError(f"oracle parameter file '{path}' not found (data.oracle.params)")
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [a for a in ARRAYS if a not in npz.files]
-            if missing:
-                raise LanganError(f"oracle file '{path}' lacks arrays {', '.join(missing)}")
-            return cls({a: torch.from_numpy(np.asarray(npz[a], dtype=np.float32)) for a in ARRAYS})
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                missing = [a for a in ARRAYS if a not in npz.files]
+                if missing:
+                    raise LanganError(f"oracle file '{path}' lacks arrays {', '.join(missing)}")
+                return cls({a: torch.from_numpy(np.asarray(npz[a], dtype=np.float32)) for a in ARRAYS})
+        except (ValueError, OSError, AttributeError) as err:
+            raise LanganError(f"oracle file '{path}' is not a readable .npz of parameters ({err})") from None
 
     def step(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One LSTM step. x: [B, E] embeddings; h, c: [B, H]. Returns logits [B, V], h, c."""

@@ -2,8 +2,9 @@
 
 `forward(tokens, cache=None, cond=None, attention_mask=None) -> (logits, cache)`. With a `KVCache`
 (from `new_cache`) each call appends its positions to the cache, so decoding one token at a time gives
-the same logits as a full forward pass. With `attention_mask` (left-padded rows, True on real tokens)
-positions count from each row's first real token, so padding changes nothing.
+the same logits as a full forward pass (rows are decoded in step, without padding). With `attention_mask`
+(left-padded rows, True on real tokens; full passes only) positions count from each row's first real token,
+so padding changes nothing.
 """
 
 from __future__ import annotations
@@ -142,6 +143,8 @@ class TransformerLM(nn.Module):
                        attention_mask: Tensor | None = None) -> tuple[Tensor, KVCache | None]:
         """Same as forward from input embeddings x [B, T, H] (soft / Gumbel inputs enter here)."""
         t = x.shape[1]
+        if cache is not None and attention_mask is not None:
+            raise ValueError("attention_mask (left padding) is for full forward passes, not KV-cache decoding")
         start = cache.pos if cache is not None else 0
         mask = None
         if attention_mask is not None:

@@ -15,6 +15,7 @@ import pickle
 import random
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ import safetensors.torch
 import torch
 
 from langan.errors import LanganError
-from langan.train.rundir import RunDir, atomic_write_text
+from langan.fileio import atomic_write_text
+from langan.train.rundir import RunDir
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -87,8 +89,9 @@ def save_checkpoint(run: RunDir, name: str, networks: dict[str, torch.nn.Module]
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         _write_files(tmp, networks, {"algorithm": algorithm_state, "rng": capture_rng()}, trainer_state)
-        if final.exists():
-            old = root / f".old-{name}-{os.getpid()}"
+        if final.exists():  # swap; a crash between the two renames leaves .old-<name> for find_checkpoint
+            old = root / f".old-{name}"
+            shutil.rmtree(old, ignore_errors=True)
             os.replace(final, old)
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
@@ -157,10 +160,14 @@ def find_checkpoint(run: RunDir, which: str = "latest") -> Path:
     """'latest' (newest whole step-N), 'best', or 'step-N'. Damaged latest ones are skipped with a note."""
     if which == "latest":
         for path in reversed(step_checkpoints(run)):
-            if verify(path) is None:
+            problem = verify(path)
+            if problem is None:
                 return path
+            print(f"note: skipping damaged checkpoint {path.name}: {problem}", file=sys.stderr)
         raise LanganError(f"run '{run.path}' has no usable checkpoint yet (checkpoints/step-N)")
     path = run.checkpoints_dir / which
+    if not path.is_dir() and (run.checkpoints_dir / f".old-{which}").is_dir():
+        path = run.checkpoints_dir / f".old-{which}"  # a save that crashed mid-swap
     if not path.is_dir():
         have = ", ".join(p.name for p in step_checkpoints(run)) or "none"
         raise LanganError(f"run '{run.path}' has no checkpoint '{which}' (have: {have}; or 'latest', 'best')")

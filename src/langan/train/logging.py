@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from langan.fileio import atomic_write_text
 from langan.train.rundir import RunDir
 
 
@@ -33,7 +34,7 @@ class MetricsLogger:
     def _drop_after(self, step: int) -> None:
         """On resume, forget records logged after the checkpoint (they will be logged again)."""
         rows = [r for r in self.run.read_metrics() if r.get("step", 0) <= step]
-        self.run.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        atomic_write_text(self.run.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         clean = {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}

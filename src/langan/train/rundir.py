@@ -7,6 +7,7 @@ Layout: config.yaml (fully resolved), meta.json, tokenizer.json, metrics.jsonl, 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
@@ -19,18 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from langan.errors import LanganError
+from langan.fileio import atomic_write_text
 
 META_VERSIONS = ("torch", "numpy", "tokenizers", "safetensors", "pyyaml", "tensorboard")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary sibling, flush to disk, rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def git_commit() -> str | None:
@@ -57,6 +49,17 @@ def environment() -> dict[str, Any]:
 
     return {"langan_version": __version__, "git_commit": git_commit(), "versions": versions,
             "host": socket.gethostname(), "platform": platform.platform()}
+
+
+def finite(value: Any) -> Any:
+    """Replace inf/nan floats (not valid JSON) by None, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
 
 
 def pid_alive(pid: int) -> bool:
@@ -117,7 +120,7 @@ class RunDir:
             return {}
 
     def write_meta(self, meta: dict[str, Any]) -> None:
-        atomic_write_text(self.meta_path, json.dumps(meta, indent=2, default=str) + "\n")
+        atomic_write_text(self.meta_path, json.dumps(finite(meta), indent=2, default=str) + "\n")
 
     def update_meta(self, **changes: Any) -> dict[str, Any]:
         meta = self.read_meta() | changes

@@ -32,12 +32,13 @@ from langan.train.trainer import Trainer
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not (name == "cpu" or name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
+        raise LanganError(f"train.device='{name}' is not supported (use auto, cpu, cuda or cuda:N)")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise LanganError(f"train.device={name} but no CUDA device is available; use train.device=cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise LanganError(f"train.device='{name}' is not a device (use auto, cpu, cuda or cuda:N)") from None
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise LanganError(f"train.device={name} but only {torch.cuda.device_count()} CUDA device(s) exist")
+    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -97,11 +98,11 @@ def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv:
     device = _setup_torch(cfg)
     seed_everything(cfg.train.seed)
     data = load_data(cfg.data)
+    steps = total_steps(cfg, len(data.train))
+    algorithm = build_algorithm(cfg, data, device, steps)  # before the run directory: a failure leaves none
     run = RunDir.create(run_dir, overwrite)
     save_config(cfg, run.config_path)
     run.tokenizer_path.write_text(json.dumps(data.tokenizer.to_json()), encoding="utf-8")
-    steps = total_steps(cfg, len(data.train))
-    algorithm = build_algorithm(cfg, data, device, steps)
     start_meta(run, to_dict(cfg), str(device), argv)
     run.update_meta(data_fingerprint=data_fingerprint(data), num_parameters=count_parameters(algorithm.generator),
                     data_notes=data.notes, total_steps=steps)
@@ -116,7 +117,12 @@ def _load_pieces(run: RunDir, overrides: list[str] | None = None) -> tuple[Confi
         tokenizer = tokenizer_from_json(json.loads(run.tokenizer_path.read_text(encoding="utf-8")))
     except (OSError, json.JSONDecodeError, KeyError):
         raise LanganError(f"run '{run.path}' has no readable tokenizer.json; it cannot be loaded") from None
-    return cfg, load_data(cfg.data, tokenizer=tokenizer), device
+    data = load_data(cfg.data, tokenizer=tokenizer)
+    recorded = run.read_meta().get("data_fingerprint")
+    if recorded not in (None, data_fingerprint(data)):
+        raise LanganError(f"the data of run '{run.path}' ({cfg.data.source}) changed since the run started, so its "
+                          "splits would differ (test examples could be training examples); use the original file")
+    return cfg, data, device
 
 
 def resume_session(run_dir: str | Path, steps: int | None = None, argv: list[str] | None = None,
@@ -126,9 +132,8 @@ def resume_session(run_dir: str | Path, steps: int | None = None, argv: list[str
     overrides = [f"train.steps={steps}", "train.epochs=0"] if steps else []
     cfg, data, device = _load_pieces(run, overrides)
     meta = run.read_meta()
-    if meta.get("data_fingerprint") not in (None, data_fingerprint(data)):
-        raise LanganError(f"the data of run '{run.path}' ({cfg.data.source}) changed since the run started; "
-                          "resuming would train on different splits — start a new run instead")
+    if run.status(meta) == "running":
+        raise LanganError(f"run '{run.path}' is still running (pid {meta.get('pid')}); stop it first (Ctrl-C)")
     path = checkpoint.find_checkpoint(run, "latest")
     algorithm = build_algorithm(cfg, data, device, 1)
     state, trainer_state = checkpoint.load_checkpoint(path, algorithm.networks())

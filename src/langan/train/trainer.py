@@ -44,7 +44,8 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "data": self.batches.state_dict(), "best_valid_nll": self.best_valid_nll,
+        return {"step": self.step, "data": self.batches.state_dict(),
+                "best_valid_nll": self.best_valid_nll if math.isfinite(self.best_valid_nll) else None,
                 "tokens_seen": self.tokens_seen, "elapsed_seconds": self.elapsed,
                 "total_steps": self.total_steps, "last_eval": self.last_eval,
                 "evals_since_best": self.evals_since_best}
@@ -52,7 +53,7 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
         self.batches.load_state_dict(state["data"])
-        self.best_valid_nll = float(state["best_valid_nll"])
+        self.best_valid_nll = math.inf if state["best_valid_nll"] is None else float(state["best_valid_nll"])
         self.tokens_seen = int(state["tokens_seen"])
         self.elapsed = float(state["elapsed_seconds"])
         self.last_eval = dict(state.get("last_eval", {}))
@@ -74,7 +75,8 @@ class Trainer:
         n = max(ecfg.num_samples, ecfg.metric_samples if ecfg.metrics else 0)
         samples = draw_samples(gen, self.data.tokenizer, n, self.data.max_length,
                                seed=self.cfg.train.seed * 7919 + self.step, temperature=ecfg.temperature,
-                               cond=self.algorithm.cond_for(n))
+                               cond=self.algorithm.cond_for(n),
+                               allow_eos=self.data.oracle is None)
         metrics = compute_sample_metrics(ecfg.metrics, samples, self.data.train_set)
         results |= {f"eval/{k}": v for k, v in metrics.items()}
         shown = samples.texts[: ecfg.num_samples]
@@ -83,12 +85,13 @@ class Trainer:
         logger.log(self.step, results)
         logger.log_text("samples", "\n\n".join(f"`{line}`" for line in lines), self.step)
         self.last_eval = results
-        if results.get("eval/nll", math.inf) < self.best_valid_nll:
-            self.best_valid_nll = results["eval/nll"]
-            self.evals_since_best = 0
-            self.save("best")
-        else:
-            self.evals_since_best += 1
+        if "eval/nll" in results:  # no validation split: nothing to select or early-stop on
+            if results["eval/nll"] < self.best_valid_nll:
+                self.best_valid_nll = results["eval/nll"]
+                self.evals_since_best = 0
+                self.save("best")
+            else:
+                self.evals_since_best += 1
         summary = " ".join(f"{k[5:]} {v:.4f}" for k, v in results.items())
         progress.write(f"step {self.step}: {summary} | {', '.join(shown[:6])}")
         return results
