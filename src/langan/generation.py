@@ -24,10 +24,6 @@ class SampleOutput:
     lengths: Tensor  # [B] tokens up to and including EOS (L if no EOS)
     ended: Tensor  # [B] bool: the sample emitted EOS
 
-    def with_bos(self) -> Tensor:
-        """[B, L + 1] rows in the data layout `BOS x EOS PAD...`."""
-        return torch.cat([torch.full_like(self.tokens[:, :1], BOS), self.tokens], dim=1)
-
 
 def forbidden_mask(vocab_size: int, forbid: Sequence[int], allow_eos: bool, device: torch.device) -> Tensor:
     """[V] bool, True for tokens that may never be sampled. PAD and BOS are always forbidden."""
