@@ -108,8 +108,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.config and "=" in args.config and not Path(args.config).exists():  # only overrides, no preset
         args.overrides, args.config = [args.config, *args.overrides], None
-        args.preset_free = True
-
     if args.resume:
         if args.config or args.overrides:
             raise LanganError("--resume continues a run with its own recorded config; drop CONFIG and overrides "
@@ -117,7 +115,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         s = sessions.resume_session(args.resume, steps=args.steps, argv=args.argv, quiet=args.quiet)
         print(f"resuming {s.run.path} at step {s.trainer.step} of {s.trainer.total_steps}", file=sys.stderr)
     else:
-        if not args.config and not getattr(args, "preset_free", False):
+        if not args.config and not args.overrides:
             raise LanganError("give a config, e.g. `langan train configs/names-mle.yaml`, or --resume RUN_DIR")
         if args.steps:
             raise LanganError("--steps goes with --resume; for a new run use the override train.steps=N")

@@ -59,8 +59,6 @@ def encode_texts(tokenizer: Tokenizer, texts: list[str], max_length: int, overlo
     rows, cut = [], 0
     for number, text in enumerate(texts):
         ids = tokenizer.encode(text)
-        if any(i in (PAD, BOS, EOS) for i in ids):  # a tokenizer must never emit these for text
-            raise LanganError(f"example {number + 1} encodes to a reserved token (PAD/BOS/EOS): {text[:60]!r}")
         if append_eos and len(ids) + 1 <= max_length:
             ids = [*ids, EOS]
         elif len(ids) >= max_length and (append_eos or len(ids) > max_length):
@@ -73,9 +71,23 @@ def encode_texts(tokenizer: Tokenizer, texts: list[str], max_length: int, overlo
     if not rows:
         return torch.full((0, max_length + 1), PAD, dtype=torch.long), 0
     padded = pad_sequence(rows, batch_first=True, padding_value=PAD)
+    _check_reserved(padded, torch.tensor([len(r) for r in rows]), texts)
     out = torch.full((len(rows), max_length + 1), PAD, dtype=torch.long)
     out[:, : padded.shape[1]] = padded
     return out, cut
+
+
+def _check_reserved(padded: Tensor, lengths: Tensor, texts: list[str]) -> None:
+    """A tokenizer must never emit PAD/BOS/EOS for text: each row has BOS once, then no PAD before its end and
+    at most one EOS, as its last token. Checked on the whole tensor at once."""
+    content = padded[:, 1:]
+    n_eos = (content == EOS).sum(1)
+    last = padded.gather(1, (lengths - 1)[:, None]).squeeze(1)
+    ok = ((padded != PAD).sum(1) == lengths) & ((content == BOS).sum(1) == 0) & (
+        (n_eos == 0) | ((n_eos == 1) & (last == EOS)))
+    if not bool(ok.all()):
+        number = int((~ok).nonzero()[0])
+        raise LanganError(f"example {number + 1} encodes to a reserved token (PAD/BOS/EOS): {texts[number][:60]!r}")
 
 
 def split_sizes(n: int, valid_size: float, test_size: float) -> tuple[int, int]:

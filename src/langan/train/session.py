@@ -125,6 +125,15 @@ def _load_pieces(run: RunDir, overrides: list[str] | None = None) -> tuple[Confi
     return cfg, data, device
 
 
+def _restore(cfg: Config, data: DataBundle, device: torch.device, path: Path
+             ) -> tuple[Algorithm, dict[str, Any], dict[str, Any]]:
+    """An algorithm with the weights and state of checkpoint `path`; returns it, its saved state, trainer state."""
+    algorithm = build_algorithm(cfg, data, device, 1)
+    state, trainer_state = checkpoint.load_checkpoint(path, algorithm.networks())
+    algorithm.load_state_dict(state["algorithm"])
+    return algorithm, state, trainer_state
+
+
 def resume_session(run_dir: str | Path, steps: int | None = None, argv: list[str] | None = None,
                    quiet: bool = False) -> Session:
     """Rebuild a run from its own files and restore its latest whole checkpoint, RNG included."""
@@ -135,9 +144,7 @@ def resume_session(run_dir: str | Path, steps: int | None = None, argv: list[str
     if run.status(meta) == "running":
         raise LanganError(f"run '{run.path}' is still running (pid {meta.get('pid')}); stop it first (Ctrl-C)")
     path = checkpoint.find_checkpoint(run, "latest")
-    algorithm = build_algorithm(cfg, data, device, 1)
-    state, trainer_state = checkpoint.load_checkpoint(path, algorithm.networks())
-    algorithm.load_state_dict(state["algorithm"])
+    algorithm, state, trainer_state = _restore(cfg, data, device, path)
     total = steps or int(trainer_state["total_steps"])
     algorithm.total_steps = total
     trainer = Trainer(cfg, run, data, algorithm, total, quiet=quiet)
@@ -177,7 +184,5 @@ def load_trained(run_dir: str | Path, which: str = "auto") -> Loaded:
         by_nll = ALGORITHMS[cfg.algorithm].select_by_valid_nll
         which = "best" if by_nll and (run.checkpoints_dir / "best").is_dir() else "latest"
     path = checkpoint.find_checkpoint(run, which)
-    algorithm = build_algorithm(cfg, data, device, 1)
-    state, trainer_state = checkpoint.load_checkpoint(path, algorithm.networks())
-    algorithm.load_state_dict(state["algorithm"])
+    algorithm, _, trainer_state = _restore(cfg, data, device, path)
     return Loaded(cfg, run, data, algorithm, path, trainer_state)
