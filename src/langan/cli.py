@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs", help="where run directories live (default: runs)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory of that name")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
-    p.add_argument("--steps", type=_positive_int, help="with --resume: new total number of steps")
+    p.add_argument("--steps", type=_positive_int, help="with --resume: a new train.steps "
+                   "(the main phase; GAN pretraining comes on top)")
     p.add_argument("--stop-after", type=_positive_int, metavar="N",
                    help="stop (with a checkpoint) after step N; --resume continues")
     p.add_argument("--quiet", action="store_true", help="no progress output")

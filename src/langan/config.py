@@ -6,6 +6,7 @@ A wrong key or type is one `LanganError` line naming the key and the closest val
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import typing
@@ -25,7 +26,7 @@ def opt(default: Any, doc: str, choices: tuple[str, ...] | None = None) -> Any:
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     if dataclasses.is_dataclass(default):
-        return field(default_factory=type(default), metadata=meta)
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -77,6 +78,68 @@ class GeneratorConfig:
 
 
 @dataclass
+class DiscConfig:
+    """The discriminator of the GAN algorithms (defaults: the last recorded names experiment)."""
+
+    hidden_size: int = opt(64, "width of the discriminator transformer (recorded: 64)")
+    intermediate_size: int = opt(256, "its MLP width (recorded: 256)")
+    num_layers: int = opt(3, "its transformer blocks (recorded: 3)")
+    num_heads: int = opt(8, "its attention heads (recorded: 8)")
+    rope_theta: float = opt(200.0, "its RoPE base (recorded: 200)")
+    activation: str = opt("gelu", "its MLP activation", ("gelu", "swiglu"))
+    dropout: float = opt(0.0, "dropout on its embeddings and residual branches")
+    attention_dropout: float = opt(0.0, "dropout on its attention probabilities (recorded: 0)")
+    output: str = opt("per_step", "per_step: causal, one logit per prefix; sequence: one logit per sequence "
+                      "(the logit at the last real token, which has seen all of it)", ("per_step", "sequence"))
+    loss: str = opt("bce", "bce: cross-entropy on logits; mse: least-squares GAN on the raw outputs", ("bce", "mse"))
+    target_real: float = opt(1.0, "target for real text; < 1 is one-sided label smoothing (e.g. 0.9)")
+    grad_accumulation: int = opt(1, "one discriminator optimiser step per this many discriminator batches, "
+                                 "gradients averaged: an effective batch of N x train.batch_size (recorded: 8)")
+    frozen: bool = opt(False, "never train the discriminator (e.g. train G against a random D to check that "
+                       "G can exploit it)")
+    pretrain_steps: int = opt(0, "discriminator-only steps between MLE pretraining and the adversarial phase")
+
+
+@dataclass
+class RewardConfig:
+    """How discriminator outputs become policy-gradient rewards (REINFORCE GAN)."""
+
+    mode: str = opt("per_step", "per_step: D judges every generated prefix (recorded: the only mode that learned); "
+                    "final: sequence score at the last token, 0 elsewhere; broadcast: sequence score at every "
+                    "step; rollout: SeqGAN Monte Carlo completions of each prefix scored by D",
+                    ("per_step", "final", "broadcast", "rollout"))
+    transform: str = opt("2sigmoid-1", "reward from a D logit: 2sigmoid-1 = 2*sigmoid(D)-1 (ScratchGAN), "
+                         "log_sigmoid = log sigmoid(D), logit = D, sigmoid = sigmoid(D)",
+                         ("2sigmoid-1", "log_sigmoid", "logit", "sigmoid"))
+    gamma: float = opt(0.5, "discount of future rewards in the returns (recorded: 0.5; ignored by rollout, "
+                       "whose Q-values already are expected final rewards)")
+    baseline: str = opt("ewma", "subtracted from returns: none; ewma: moving average of the mean return at each "
+                        "position; batch_mean: the batch's mean return at each position; leave_one_out: the "
+                        "mean of the other samples at each position",
+                        ("none", "ewma", "batch_mean", "leave_one_out"))
+    baseline_decay: float = opt(0.9, "ewma baseline: b <- decay * b + (1 - decay) * mean return")
+    normalize_advantages: bool = opt(False, "scale advantages to zero mean and unit std over the batch")
+    entropy_mult: float = opt(0.1, "weight of the entropy bonus in the generator loss (recorded: 0.1)")
+    kl_mult: float = opt(0.0, "weight of KL(G || pretrained G), both untempered, in the generator loss")
+    rollout_num: int = opt(4, "rollout mode: Monte Carlo completions per prefix (SeqGAN: 16)")
+    rollout_decay: float = opt(0.8, "rollout mode: the rollout generator follows G by an exponential moving "
+                               "average, rollout <- decay * rollout + (1 - decay) * G (SeqGAN: 0.8)")
+    rollout_chunk: int = opt(4096, "rollout mode: rows decoded at once (bounds memory)")
+
+
+@dataclass
+class SamplingConfig:
+    """How the generator samples during adversarial training."""
+
+    temperature: float = opt(1.0, "softmax temperature; the policy gradient uses the log-probabilities of this "
+                             "tempered, filtered distribution (the one actually sampled from), so it is unbiased")
+    top_k: int = opt(0, "sample among the k most likely tokens (0 = all)")
+    top_p: float = opt(1.0, "nucleus sampling: the smallest set of tokens holding this much mass (recorded: 1.0)")
+    allow_eos: bool = opt(True, "may end before data.max_length; false = always max_length tokens. PAD and BOS "
+                          "are never sampled")
+
+
+@dataclass
 class OptimConfig:
     lr: float = opt(5e-4, "peak learning rate of AdamW (makemore: 5e-4)")
     betas: list[float] = opt([0.9, 0.99], "AdamW (beta1, beta2) (makemore: 0.9, 0.99)")
@@ -94,13 +157,21 @@ class OptimConfig:
 
 @dataclass
 class OptimSection:
-    gen: OptimConfig = opt(OptimConfig(), "optimiser of the generator")
+    gen: OptimConfig = opt(OptimConfig(), "optimiser of the generator (GANs: its adversarial phase)")
+    pretrain: OptimConfig = opt(OptimConfig(lr=3e-3, weight_decay=0.1), "GAN algorithms: optimiser of the "
+                                "generator's MLE pretraining (train.pretrain_steps); a fresh optim.gen follows")
     disc: OptimConfig = opt(OptimConfig(), "optimiser of the discriminator (GAN algorithms)")
 
 
 @dataclass
 class TrainConfig:
-    steps: int = opt(5000, "optimiser steps in total (ignored when epochs > 0)")
+    steps: int = opt(5000, "optimiser steps (GANs: of the adversarial phase, after pretraining; "
+                     "ignored when epochs > 0)")
+    pretrain_steps: int = opt(1000, "GAN algorithms: MLE steps of the generator before the adversarial phase")
+    gen_steps_per_disc_step: int = opt(1, "GANs: generator updates in each adversarial step (fresh samples each)")
+    disc_steps_per_gen_step: int = opt(1, "GANs: discriminator updates in each adversarial step (the first uses "
+                                       "the generator's last samples, the others fresh ones; all the step's real "
+                                       "batch)")
     epochs: float = opt(0.0, "if > 0: train this many passes over the training split instead of `steps`")
     batch_size: int = opt(32, "examples per optimiser step (makemore: 32)")
     seed: int = opt(0, "seeds Python, NumPy and torch; with it a CPU run is repeatable bit for bit")
@@ -126,9 +197,13 @@ class EvalConfig:
 
 @dataclass
 class Config:
-    algorithm: str = opt("mle", "training algorithm", ("mle",))
+    algorithm: str = opt("mle", "training algorithm: maximum likelihood, or a policy-gradient GAN",
+                         ("mle", "reinforce"))
     data: DataConfig = opt(DataConfig(), "data source, tokenizer, splits")
     generator: GeneratorConfig = opt(GeneratorConfig(), "the generator network")
+    disc: DiscConfig = opt(DiscConfig(), "the discriminator (GAN algorithms)")
+    reward: RewardConfig = opt(RewardConfig(), "rewards, returns and the generator loss (reinforce)")
+    sampling: SamplingConfig = opt(SamplingConfig(), "sampling during adversarial training")
     optim: OptimSection = opt(OptimSection(), "optimisers, one per network")
     train: TrainConfig = opt(TrainConfig(), "training loop")
     eval: EvalConfig = opt(EvalConfig(), "evaluation during training")
@@ -295,7 +370,8 @@ def validate(cfg: Config) -> None:
         (cfg.eval.every >= 1, "eval.every must be at least 1"),
         (d.valid_size >= 0 and d.test_size >= 0, "data.valid_size and data.test_size must be >= 0"),
     ]
-    for name in ("gen", "disc"):
+    checks += _gan_checks(cfg)
+    for name in ("gen", "pretrain", "disc"):
         o = getattr(cfg.optim, name)
         checks += [
             (len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
@@ -312,6 +388,30 @@ def validate(cfg: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise LanganError(message)
+
+
+def _gan_checks(cfg: Config) -> list[tuple[bool, str]]:
+    d, r, s, t = cfg.disc, cfg.reward, cfg.sampling, cfg.train
+    return [
+        (min(d.hidden_size, d.intermediate_size, d.num_layers, d.num_heads, d.grad_accumulation) >= 1,
+         "disc.hidden_size, intermediate_size, num_layers, num_heads and grad_accumulation must be at least 1"),
+        (d.hidden_size % d.num_heads == 0 and (d.hidden_size // d.num_heads) % 2 == 0,
+         f"disc.hidden_size ({d.hidden_size}) / disc.num_heads ({d.num_heads}) must be a whole, even number"),
+        (0 <= d.dropout < 1 and 0 <= d.attention_dropout < 1, "disc dropouts must be in [0, 1)"),
+        (0 < d.target_real <= 1, "disc.target_real must be in (0, 1]"),
+        (d.pretrain_steps >= 0 and t.pretrain_steps >= 0, "train.pretrain_steps and disc.pretrain_steps must be >= 0"),
+        (t.gen_steps_per_disc_step >= 1 and t.disc_steps_per_gen_step >= 1,
+         "train.gen_steps_per_disc_step and train.disc_steps_per_gen_step must be at least 1"),
+        (r.mode != "per_step" or d.output == "per_step",
+         "reward.mode=per_step needs disc.output=per_step (a sequence discriminator judges only whole sequences)"),
+        (0 <= r.gamma <= 1, "reward.gamma must be in [0, 1]"),
+        (0 <= r.baseline_decay < 1 and 0 <= r.rollout_decay <= 1,
+         "reward.baseline_decay must be in [0, 1) and reward.rollout_decay in [0, 1]"),
+        (r.rollout_num >= 1 and r.rollout_chunk >= 1, "reward.rollout_num and reward.rollout_chunk must be >= 1"),
+        (r.entropy_mult >= 0 and r.kl_mult >= 0, "reward.entropy_mult and reward.kl_mult must be >= 0"),
+        (s.temperature > 0, "sampling.temperature must be > 0 (a policy gradient needs a stochastic policy)"),
+        (0 < s.top_p <= 1 and s.top_k >= 0, "sampling.top_p must be in (0, 1] and sampling.top_k >= 0"),
+    ]
 
 
 def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, Any, str]]:

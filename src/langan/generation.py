@@ -36,14 +36,14 @@ def forbidden_mask(vocab_size: int, forbid: Sequence[int], allow_eos: bool, devi
 
 def filter_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                   forbidden: Tensor | None = None) -> Tensor:
-    """[B, V] logits -> logits of the sampling distribution (-inf where a token cannot be drawn)."""
+    """[..., V] logits -> logits of the sampling distribution (-inf where a token cannot be drawn)."""
     logits = logits.float()
     if forbidden is not None:
         logits = logits.masked_fill(forbidden, float("-inf"))
     if temperature > 0 and temperature != 1.0:
         logits = logits / temperature
     if 0 < top_k < logits.shape[-1]:
-        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        kth = logits.topk(top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p < 1.0:
         sorted_logits, order = logits.sort(dim=-1, descending=True)
@@ -58,8 +58,14 @@ def filter_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_
 def sample(model: nn.Module, batch_size: int, max_length: int, temperature: float = 1.0, top_k: int = 0,
            top_p: float = 1.0, cond: Tensor | None = None, forbid: Sequence[int] = (UNK,),
            allow_eos: bool = True, generator: torch.Generator | None = None,
-           use_cache: bool = True) -> SampleOutput:
-    """Draw `batch_size` sequences of at most `max_length` tokens. temperature=0 means greedy."""
+           use_cache: bool = True, prefix: Tensor | None = None, prefix_lengths: Tensor | None = None
+           ) -> SampleOutput:
+    """Draw `batch_size` sequences of at most `max_length` tokens. temperature=0 means greedy.
+
+    With `prefix` [B, P] (tokens after BOS) and `prefix_lengths` [B], row b keeps its first
+    prefix_lengths[b] tokens and samples only the rest (SeqGAN rollouts: every row decodes in step, so
+    prefixes of different lengths share one batch). Forced tokens get logprob 0.
+    """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -79,7 +85,13 @@ def sample(model: nn.Module, batch_size: int, max_length: int, temperature: floa
         else:
             token = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
         token = token.masked_fill(ended, PAD)
+        forced = None
+        if prefix is not None and t < prefix.shape[1]:
+            forced = (prefix_lengths > t) & ~ended
+            token = torch.where(forced, prefix[:, t], token)
         logprobs[:, t] = logp.gather(1, token[:, None]).squeeze(1).masked_fill(ended, 0.0)
+        if forced is not None:
+            logprobs[:, t].masked_fill_(forced, 0.0)
         tokens[:, t + 1] = token
         ended |= token == EOS
         if t % 4 == 3 and bool(ended.all()):  # an early exit checked every few steps (one sync each)

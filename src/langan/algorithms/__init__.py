@@ -6,10 +6,11 @@ import torch
 
 from langan.algorithms.base import Algorithm
 from langan.algorithms.mle import MLE
+from langan.algorithms.reinforce import Reinforce
 from langan.config import Config
 from langan.data.dataset import DataBundle
 
-ALGORITHMS: dict[str, type[Algorithm]] = {MLE.name: MLE}
+ALGORITHMS: dict[str, type[Algorithm]] = {MLE.name: MLE, Reinforce.name: Reinforce}
 
 
 def build_algorithm(cfg: Config, data: DataBundle, device: torch.device, total_steps: int) -> Algorithm:

@@ -46,6 +46,15 @@ class Algorithm:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    @staticmethod
+    def phase_steps(cfg: Config) -> int:
+        """Steps of the phases before the main one (GANs: pretraining); train.steps counts the main phase."""
+        return 0
+
+    def generators_to_compare(self) -> dict[str, nn.Module]:
+        """Other generators `langan eval` reports beside the trained one (GANs: the pretrained generator)."""
+        return {}
+
     def cond_for(self, batch_size: int) -> Tensor | None:
         """Conditioning vectors for unconditional sampling (None for unconditional generators)."""
         return None

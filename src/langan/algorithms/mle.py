@@ -34,12 +34,18 @@ class MLE(Algorithm):
         return {"generator": self.gen}
 
     def step(self, batch: Batch) -> dict[str, Tensor | float]:
-        ocfg = self.cfg.optim.gen
-        lr, beta1 = apply_schedule(self.opt, ocfg, self.step_count, self.total_steps)
+        metrics = self.mle_update(batch, self.opt, self.cfg.optim.gen, self.step_count, self.total_steps)
+        self.step_count += 1
+        return metrics
+
+    def mle_update(self, batch: Batch, opt: torch.optim.Optimizer, ocfg: Any, step: int, steps: int
+                   ) -> dict[str, Tensor | float]:
+        """One maximum-likelihood optimiser step of the generator (also the GANs' pretraining phase)."""
+        lr, beta1 = apply_schedule(opt, ocfg, step, steps)
         tokens = batch.tokens.to(self.device, non_blocking=True)
         n_targets = (tokens[:, 1:] != PAD).sum().clamp(min=1)
         self.gen.train()
-        self.opt.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=True)
         total = torch.zeros((), device=self.device)
         for micro in self.micro_batches(tokens, ocfg.grad_accumulation):
             with self.autocast():
@@ -48,8 +54,7 @@ class MLE(Algorithm):
             loss.backward()
             total += loss.detach()
         grad_norm = clip_gradients(self.gen, ocfg.max_grad_norm)
-        self.opt.step()
-        self.step_count += 1
+        opt.step()
         return {"gen/loss": total, "gen/grad_norm": grad_norm, "gen/lr": lr, "gen/beta1": beta1,
                 "gen/tokens": n_targets}
 

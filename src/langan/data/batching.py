@@ -49,6 +49,16 @@ def left_pad(tokens: Tensor) -> tuple[Tensor, Tensor]:
     return out, mask
 
 
+def from_left_padded(values: Tensor, mask: Tensor) -> Tensor:
+    """Inverse of `left_pad` for per-position values: left-padded [B, T] (mask True on real slots) ->
+    right-padded [B, T], 0 where there is no real token."""
+    t = values.shape[1]
+    lengths = mask.sum(1, keepdim=True)  # [B, 1]
+    src = torch.arange(t, device=values.device) + (t - lengths)  # [B, T] slot each position comes from
+    valid = src < t
+    return torch.where(valid, values.gather(1, src.clamp(max=t - 1)), torch.zeros_like(values))
+
+
 class BatchIterator:
     """Endless shuffled batches over one split; its state (epoch, position) makes a resume exact.
 

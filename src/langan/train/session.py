@@ -48,10 +48,12 @@ def seed_everything(seed: int) -> None:
 
 
 def total_steps(cfg: Config, n_train: int) -> int:
+    """Steps of the whole run: the algorithm's earlier phases (GAN pretraining) plus train.steps/epochs."""
+    main = cfg.train.steps
     if cfg.train.epochs > 0:
         per_epoch = max(n_train // min(cfg.train.batch_size, n_train), 1)
-        return max(math.ceil(cfg.train.epochs * per_epoch), 1)
-    return cfg.train.steps
+        main = max(math.ceil(cfg.train.epochs * per_epoch), 1)
+    return ALGORITHMS[cfg.algorithm].phase_steps(cfg) + main
 
 
 def data_fingerprint(data: DataBundle) -> str:
@@ -145,7 +147,7 @@ def resume_session(run_dir: str | Path, steps: int | None = None, argv: list[str
         raise LanganError(f"run '{run.path}' is still running (pid {meta.get('pid')}); stop it first (Ctrl-C)")
     path = checkpoint.find_checkpoint(run, "latest")
     algorithm, state, trainer_state = _restore(cfg, data, device, path)
-    total = steps or int(trainer_state["total_steps"])
+    total = total_steps(cfg, len(data.train)) if steps else int(trainer_state["total_steps"])
     algorithm.total_steps = total
     trainer = Trainer(cfg, run, data, algorithm, total, quiet=quiet)
     trainer.load_state_dict(trainer_state)

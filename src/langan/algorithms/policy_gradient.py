@@ -1,0 +1,133 @@
+"""Rewards, returns, baselines and the policy-gradient loss: pure tensor functions (no networks, no config).
+
+Shapes: B samples, L generated positions. `mask` [B, L] is True on positions up to and including each
+sample's EOS (or all L without EOS); rewards, returns, advantages and gradients are zero elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def transform_logits(logits: Tensor, transform: str) -> Tensor:
+    """Reward from a discriminator logit (`reward.transform`)."""
+    if transform == "2sigmoid-1":  # ScratchGAN: in (-1, 1), 0 when D is undecided
+        return 2.0 * torch.sigmoid(logits) - 1.0
+    if transform == "log_sigmoid":
+        return F.logsigmoid(logits)
+    if transform == "sigmoid":
+        return torch.sigmoid(logits)
+    if transform == "logit":
+        return logits
+    raise ValueError(f"unknown reward transform {transform!r}")
+
+
+def valid_mask(lengths: Tensor, length: int) -> Tensor:
+    """[B] lengths (EOS included) -> [B, L] bool, True on generated positions."""
+    return torch.arange(length, device=lengths.device) < lengths[:, None]
+
+
+def discounted_returns(rewards: Tensor, mask: Tensor, gamma: float) -> Tensor:
+    """G_t = sum_{k >= t} gamma^(k-t) r_k over valid positions; [B, L] -> [B, L], 0 where masked.
+
+    One matrix product instead of a loop over positions: G = r @ M^T with M[t, k] = gamma^(k-t) for k >= t.
+    """
+    length = rewards.shape[1]
+    steps = torch.arange(length, device=rewards.device, dtype=rewards.dtype)
+    offsets = steps[None, :] - steps[:, None]  # [L, L]: k - t
+    discount = torch.where(offsets >= 0, torch.full_like(offsets, gamma) ** offsets.clamp(min=0),
+                           torch.zeros_like(offsets))
+    return ((rewards * mask) @ discount.T) * mask
+
+
+def _position_mean(values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Masked mean over the batch at each position: ([L] means, [L] counts)."""
+    counts = mask.sum(0)
+    return (values * mask).sum(0) / counts.clamp(min=1), counts
+
+
+class Baseline:
+    """`reward.baseline`: none | ewma | batch_mean | leave_one_out, each a value per position.
+
+    Per position because discounted returns differ by position (the last tokens have shorter horizons).
+    The ewma state ([L] values and which positions have been seen) is saved with the algorithm.
+    """
+
+    def __init__(self, kind: str, length: int, decay: float = 0.9):
+        self.kind, self.decay = kind, decay
+        self.value = torch.zeros(length)
+        self.seen = torch.zeros(length, dtype=torch.bool)
+
+    def __call__(self, returns: Tensor, mask: Tensor) -> Tensor:
+        """Baseline b [B, L] for `returns` [B, L]; updates the ewma state (after use, so b is independent
+        of this batch)."""
+        maskf = mask.to(returns.dtype)
+        width = returns.shape[1]  # batches may be trimmed to their longest sample (<= length)
+        if self.kind == "none":
+            return torch.zeros_like(returns)
+        if self.kind == "batch_mean":
+            return _position_mean(returns, maskf)[0].expand_as(returns) * maskf
+        if self.kind == "leave_one_out":
+            total, counts = (returns * maskf).sum(0), maskf.sum(0)
+            others = (total - returns * maskf) / (counts - maskf).clamp(min=1)
+            return others * maskf
+        if self.kind == "ewma":
+            old, old_seen = self.value[:width], self.seen[:width]
+            baseline = old.to(returns.device, returns.dtype).expand_as(returns) * maskf
+            means, counts = _position_mean(returns.detach(), maskf)
+            seen = (counts > 0).cpu()
+            means = means.cpu().to(self.value.dtype)
+            fresh = seen & ~old_seen  # first visit: start from the observed mean, not from 0
+            self.value[:width] = torch.where(fresh, means, torch.where(seen, self.decay * old
+                                                                       + (1 - self.decay) * means, old))
+            self.seen[:width] |= seen
+            return baseline
+        raise ValueError(f"unknown baseline {self.kind!r}")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"value": self.value.clone(), "seen": self.seen.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.value, self.seen = state["value"].clone(), state["seen"].clone()
+
+
+def normalize(advantages: Tensor, mask: Tensor) -> Tensor:
+    """Zero mean, unit standard deviation over the valid positions of the batch."""
+    maskf = mask.to(advantages.dtype)
+    n = maskf.sum().clamp(min=1)
+    mean = (advantages * maskf).sum() / n
+    var = (((advantages - mean) * maskf) ** 2).sum() / n
+    return (advantages - mean) / (var.sqrt() + 1e-8) * maskf
+
+
+def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    maskf = mask.to(values.dtype)
+    return (values * maskf).sum() / maskf.sum().clamp(min=1)
+
+
+def policy_terms(logits: Tensor, tokens: Tensor, advantages: Tensor, mask: Tensor) -> dict[str, Tensor]:
+    """Policy loss and entropy from the sampling distribution's logits [B, L, V] (-inf = cannot be drawn).
+
+    policy_loss = -mean_valid(A_t * log pi(x_t)): its gradient flows only through the log-probabilities
+    of the sampled tokens (advantages are constants). entropy = mean_valid(H(pi_t)).
+    """
+    logp = logits.float().log_softmax(-1)  # [B, L, V]
+    token_logp = logp.gather(-1, tokens.clamp(min=0)[..., None]).squeeze(-1)  # [B, L]
+    # PAD after EOS has logp -inf under the policy; the clamp guards a token that fell just outside a top-p
+    # nucleus when recomputed (cached vs full-pass rounding): finite loss, no gradient through it
+    token_logp = token_logp.masked_fill(~mask, 0.0).clamp(min=-1e4)
+    policy_loss = -masked_mean(advantages.detach() * token_logp, mask)
+    finite_logp = logp.masked_fill(~torch.isfinite(logp), 0.0)  # 0 * -inf would be NaN
+    entropy = -(logp.exp() * finite_logp).sum(-1)  # [B, L]
+    return {"policy_loss": policy_loss, "entropy": masked_mean(entropy, mask), "token_logp": token_logp}
+
+
+def kl_divergence(logits: Tensor, ref_logits: Tensor, mask: Tensor) -> Tensor:
+    """mean_valid KL(softmax(logits) || softmax(ref_logits)), exact over the vocabulary, untempered."""
+    logp, ref_logp = logits.float().log_softmax(-1), ref_logits.float().log_softmax(-1)
+    kl = (logp.exp() * (logp - ref_logp)).sum(-1)  # [B, L]
+    return masked_mean(kl, mask)

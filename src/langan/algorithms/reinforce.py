@@ -1,0 +1,268 @@
+"""REINFORCE GAN: MLE pretraining, then policy-gradient training of the generator against a discriminator.
+
+Phases by step (part of the saved state through `step_count`):
+  [0, P)          MLE pretraining of G with `optim.pretrain` (P = train.pretrain_steps)
+  [P, P + Dp)     discriminator-only steps (Dp = disc.pretrain_steps)
+  [P + Dp, end)   adversarial steps: `gen_steps_per_disc_step` G updates, then `disc_steps_per_gen_step`
+                  D updates against the step's real batch.
+At step P the generator is copied into `reference` (the frozen pretrained G: KL term, evaluation baseline)
+and, in rollout mode, into `rollout` (SeqGAN's slowly-following rollout policy).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from langan.algorithms import policy_gradient as pg
+from langan.algorithms.mle import MLE
+from langan.config import Config
+from langan.data.batching import Batch
+from langan.data.dataset import DataBundle
+from langan.data.tokenizers import BOS, PAD, UNK
+from langan.generation import SampleOutput, filter_logits, forbidden_mask, sample
+from langan.models.discriminator import build_discriminator
+from langan.optim import apply_schedule, build_optimizer, clip_gradients
+
+
+class Reinforce(MLE):
+    name = "reinforce"
+    select_by_valid_nll = False  # a GAN trades likelihood for sample quality: judge the latest model
+
+    def __init__(self, cfg: Config, data: DataBundle, device: torch.device, total_steps: int):
+        super().__init__(cfg, data, device, total_steps)  # the generator and its adversarial optimiser
+        self.pre_opt = build_optimizer(self.gen, cfg.optim.pretrain)
+        self.disc = build_discriminator(cfg.disc, data.tokenizer.vocab_size, data.max_length).to(device)
+        self.disc_opt = build_optimizer(self.disc, cfg.optim.disc)
+        self.reference = copy.deepcopy(self.gen).requires_grad_(False).eval()
+        self.rollout = copy.deepcopy(self.gen).requires_grad_(False) if cfg.reward.mode == "rollout" else None
+        self.baseline = pg.Baseline(cfg.reward.baseline, data.max_length, cfg.reward.baseline_decay)
+        self.disc_batches = 0  # discriminator batches accumulated since its last optimiser step
+        self.allow_eos = cfg.sampling.allow_eos and data.oracle is None
+        self.forbidden = forbidden_mask(data.tokenizer.vocab_size, (UNK,), self.allow_eos, device)
+
+    @staticmethod
+    def phase_steps(cfg: Config) -> int:
+        return cfg.train.pretrain_steps + cfg.disc.pretrain_steps
+
+    def networks(self) -> dict[str, nn.Module]:
+        nets = {"generator": self.gen, "discriminator": self.disc, "pretrained": self.reference}
+        return nets | ({"rollout": self.rollout} if self.rollout is not None else {})
+
+    def generators_to_compare(self) -> dict[str, nn.Module]:
+        return {"pretrained": self.reference}
+
+    # ------------------------------------------------------------------ the phases
+
+    def step(self, batch: Batch) -> dict[str, Tensor | float]:
+        s, pre, disc_pre = self.step_count, self.cfg.train.pretrain_steps, self.cfg.disc.pretrain_steps
+        if s == pre:
+            self._finish_pretraining()
+        if s < pre:
+            metrics = self.mle_update(batch, self.pre_opt, self.cfg.optim.pretrain, s, pre) | {"train/phase": 0}
+        else:
+            metrics = self.adversarial_step(batch, train_gen=s >= pre + disc_pre)
+        self.step_count += 1
+        return metrics
+
+    def _finish_pretraining(self) -> None:
+        self.reference.load_state_dict(self.gen.state_dict())
+        if self.rollout is not None:
+            self.rollout.load_state_dict(self.gen.state_dict())
+
+    def adversarial_step(self, batch: Batch, train_gen: bool) -> dict[str, Tensor | float]:
+        real = batch.tokens[:, 1:].to(self.device, non_blocking=True)  # [B, T] without BOS
+        tcfg, metrics = self.cfg.train, {"train/phase": 2 if train_gen else 1}
+        fake = None
+        for _ in range(tcfg.gen_steps_per_disc_step if train_gen else 0):
+            fake = self.draw(len(real))
+            metrics |= self.gen_update(fake)
+        for k in range(tcfg.disc_steps_per_gen_step):
+            if fake is None or k > 0:
+                fake = self.draw(len(real))
+            metrics |= self.disc_update(real, fake.tokens)
+        return metrics
+
+    def draw(self, n: int, model: nn.Module | None = None, **kwargs: Any) -> SampleOutput:
+        """n samples with the training sampling settings, trimmed to the longest one ([n, L'] with L' <=
+        max_length), so the passes over them cost what the samples need rather than max_length."""
+        s = self.cfg.sampling
+        out = sample(model or self.gen, n, self.data.max_length, s.temperature, s.top_k, s.top_p,
+                     allow_eos=self.allow_eos, **kwargs)
+        width = int(out.lengths.max()) if n else 0
+        return SampleOutput(out.tokens[:, :width], out.logprobs[:, :width], out.lengths, out.ended)
+
+    # ------------------------------------------------------------------ generator
+
+    def gen_update(self, fake: SampleOutput) -> dict[str, Tensor | float]:
+        rcfg, ocfg = self.cfg.reward, self.cfg.optim.gen
+        start = self.phase_steps(self.cfg)
+        lr, beta1 = apply_schedule(self.opt, ocfg, self.step_count - start, self.total_steps - start)
+        tokens = fake.tokens  # [B, L]
+        mask = pg.valid_mask(fake.lengths, tokens.shape[1])
+        rewards = self.rewards(tokens, mask)  # [B, L], no gradient
+        returns = rewards if rcfg.mode == "rollout" else pg.discounted_returns(rewards, mask, rcfg.gamma)
+        baseline = self.baseline(returns, mask)
+        advantages = returns - baseline
+        if rcfg.normalize_advantages:
+            advantages = pg.normalize(advantages, mask)
+        inputs = torch.cat([torch.full_like(tokens[:, :1], BOS), tokens[:, :-1]], 1)  # teacher-forced [B, L]
+        self.gen.train()
+        self.opt.zero_grad(set_to_none=True)
+        totals: dict[str, Tensor] = {}
+        n_valid = mask.sum().clamp(min=1)
+        for rows in torch.arange(len(tokens), device=self.device).chunk(ocfg.grad_accumulation):
+            weight = mask[rows].sum() / n_valid  # micro-batch means weighted back to the batch mean
+            terms = self._gen_loss(inputs[rows], tokens[rows], advantages[rows], mask[rows])
+            (terms["loss"] * weight).backward()
+            for k, v in terms.items():
+                totals[k] = totals.get(k, 0.0) + v.detach() * weight
+        grad_norm = clip_gradients(self.gen, ocfg.max_grad_norm)
+        self.opt.step()
+        if self.rollout is not None:
+            self._follow(self.rollout, self.gen, rcfg.rollout_decay)
+        lengths = fake.lengths.float()
+        return {f"gen/{k}": v for k, v in totals.items()} | {
+            "gen/grad_norm": grad_norm, "gen/lr": lr, "gen/beta1": beta1, "gen/mean_length": lengths.mean(),
+            "gen/eos_rate": fake.ended.float().mean(),
+            "gen/unique_frac": torch.unique(tokens, dim=0).shape[0] / len(tokens),
+            "reward/mean": pg.masked_mean(rewards, mask), "reward/std": rewards[mask].std(correction=0),
+            "reward/return_mean": pg.masked_mean(returns, mask), "reward/baseline": pg.masked_mean(baseline, mask),
+            "reward/adv_std": advantages[mask].std(correction=0)}
+
+    def _gen_loss(self, inputs: Tensor, tokens: Tensor, advantages: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        rcfg, s = self.cfg.reward, self.cfg.sampling
+        with self.autocast():
+            logits = self.gen(inputs)[0]  # [b, L, V]
+        # the distribution actually sampled from: same temperature, top-k/top-p and forbidden tokens
+        policy = filter_logits(logits, s.temperature, s.top_k, s.top_p, self.forbidden)
+        terms = pg.policy_terms(policy, tokens, advantages, mask)
+        with torch.no_grad(), self.autocast():
+            ref_logits = self.reference(inputs)[0]
+        kl = pg.kl_divergence(logits, ref_logits, mask)
+        loss = terms["policy_loss"] - rcfg.entropy_mult * terms["entropy"] + rcfg.kl_mult * kl
+        return {"loss": loss, "policy_loss": terms["policy_loss"], "entropy": terms["entropy"], "kl": kl}
+
+    @staticmethod
+    @torch.no_grad()
+    def _follow(target: nn.Module, source: nn.Module, decay: float) -> None:
+        for t, s in zip(target.parameters(), source.parameters(), strict=True):
+            t.lerp_(s, 1.0 - decay)
+
+    # ------------------------------------------------------------------ rewards
+
+    @torch.no_grad()
+    def rewards(self, tokens: Tensor, mask: Tensor) -> Tensor:
+        """[B, L] rewards of sampled tokens (0 after EOS) from the discriminator, per `reward.mode`."""
+        rcfg = self.cfg.reward
+        self.disc.eval()
+        if rcfg.mode == "rollout":
+            return self.rollout_rewards(tokens, mask)
+        with self.autocast():
+            per_step, seq = self.disc(tokens)
+        if rcfg.mode == "per_step":
+            return pg.transform_logits(per_step, rcfg.transform) * mask
+        score = pg.transform_logits(seq, rcfg.transform)  # [B]
+        if rcfg.mode == "broadcast":
+            return score[:, None] * mask
+        last = mask.sum(1) - 1  # final: the whole reward on the last generated token
+        return torch.zeros_like(mask, dtype=score.dtype).scatter(1, last[:, None], score[:, None])
+
+    @torch.no_grad()
+    def rollout_rewards(self, tokens: Tensor, mask: Tensor) -> Tensor:
+        """SeqGAN: Q(prefix x<=t) = mean over K completions (by the rollout policy) of the transformed
+        sequence score; the last token's Q is the score of the sample itself. Every prefix of every
+        sample is completed in one batched decode (prefixes kept fixed), in chunks of rollout_chunk rows."""
+        rcfg = self.cfg.reward
+        b, length = tokens.shape
+        lengths = mask.sum(1)
+        rows, cols = (torch.arange(length, device=tokens.device)[None] + 1 < lengths[:, None]).nonzero(as_tuple=True)
+        rows_k = rows.repeat_interleave(rcfg.rollout_num)
+        prefix_lengths = (cols + 1).repeat_interleave(rcfg.rollout_num)
+        scores = torch.zeros(len(rows_k), device=tokens.device)
+        for chunk in torch.arange(len(rows_k), device=tokens.device).split(rcfg.rollout_chunk):
+            done = self.draw(len(chunk), self.rollout, prefix=tokens[rows_k[chunk]],
+                             prefix_lengths=prefix_lengths[chunk])
+            with self.autocast():
+                scores[chunk] = pg.transform_logits(self.disc(done.tokens)[1], rcfg.transform)
+        q = torch.zeros(b, length, device=tokens.device)
+        q[rows, cols] = scores.view(-1, rcfg.rollout_num).mean(1)
+        with self.autocast():
+            final = pg.transform_logits(self.disc(tokens)[1], rcfg.transform)
+        q[torch.arange(b, device=tokens.device), lengths - 1] = final
+        return q * mask
+
+    # ------------------------------------------------------------------ discriminator
+
+    def disc_update(self, real: Tensor, fake: Tensor) -> dict[str, Tensor | float]:
+        dcfg, ocfg = self.cfg.disc, self.cfg.optim.disc
+        start = self.cfg.train.pretrain_steps
+        lr, beta1 = apply_schedule(self.disc_opt, ocfg, self.step_count - start, self.total_steps - start)
+        width = max(real.shape[1], fake.shape[1])
+        tokens = torch.cat([F.pad(real, (0, width - real.shape[1]), value=PAD),
+                            F.pad(fake, (0, width - fake.shape[1]), value=PAD)])  # [2B, T]
+        is_real = torch.arange(len(tokens), device=self.device) < len(real)
+        target = torch.where(is_real, dcfg.target_real, 0.0)  # [2B]
+        self.disc.train(not dcfg.frozen)
+        with torch.set_grad_enabled(not dcfg.frozen), self.autocast():
+            per_step, seq = self.disc(tokens)
+        if dcfg.output == "per_step":
+            loss = self._disc_loss(per_step, target[:, None].expand_as(per_step), tokens != PAD)
+        else:
+            loss = self._disc_loss(seq, target, torch.ones_like(target, dtype=torch.bool))
+        if not dcfg.frozen:
+            (loss / dcfg.grad_accumulation).backward()
+            self.disc_batches += 1
+            if self.disc_batches % dcfg.grad_accumulation == 0:
+                clip_gradients(self.disc, ocfg.max_grad_norm)
+                self.disc_opt.step()
+                self.disc_opt.zero_grad(set_to_none=True)
+        seq, threshold = seq.detach(), self._threshold()
+        judged = torch.sigmoid(seq) if dcfg.loss == "bce" else seq
+        return {"disc/loss": loss.detach(), "disc/acc_real": (seq[is_real] > threshold).float().mean(),
+                "disc/acc_fake": (seq[~is_real] <= threshold).float().mean(),
+                "disc/real_mean": judged[is_real].mean(), "disc/fake_mean": judged[~is_real].mean(),
+                "disc/lr": lr, "disc/beta1": beta1}
+
+    def _threshold(self) -> float:
+        """Sequence outputs above this count as "real": logit 0 for BCE, half the real target for MSE."""
+        return 0.0 if self.cfg.disc.loss == "bce" else self.cfg.disc.target_real / 2
+
+    def _disc_loss(self, outputs: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+        if self.cfg.disc.loss == "bce":
+            losses = F.binary_cross_entropy_with_logits(outputs, target, reduction="none")
+        else:  # least-squares GAN (Mao et al. 2017) on the raw outputs
+            losses = (outputs - target) ** 2
+        return pg.masked_mean(losses, mask)
+
+    @torch.no_grad()
+    def disc_accuracy(self, real: Tensor, fake: Tensor) -> float:
+        """Balanced accuracy of the discriminator on real vs generated rows (no BOS, right-padded)."""
+        self.disc.eval()
+        threshold = self._threshold()
+        hits = [(self.disc(r.to(self.device))[1] > threshold).float().mean() for r in real.split(512)]
+        misses = [(self.disc(f.to(self.device))[1] <= threshold).float().mean() for f in fake.split(512)]
+        return float((torch.stack(hits).mean() + torch.stack(misses).mean()) / 2)
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        # gradients accumulated towards the next D step are state too: without them a resume would differ
+        pending = [p.grad for p in self.disc.parameters()] if self.disc_batches % self.cfg.disc.grad_accumulation \
+            else []
+        return super().state_dict() | {
+            "pretrain_optimizer": self.pre_opt.state_dict(), "disc_optimizer": self.disc_opt.state_dict(),
+            "baseline": self.baseline.state_dict(), "disc_batches": self.disc_batches, "disc_grads": pending}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.pre_opt.load_state_dict(state["pretrain_optimizer"])
+        self.disc_opt.load_state_dict(state["disc_optimizer"])
+        self.baseline.load_state_dict(state["baseline"])
+        self.disc_batches = int(state["disc_batches"])
+        for p, g in zip(self.disc.parameters(), state["disc_grads"], strict=False):
+            p.grad = None if g is None else g.to(p.device)

@@ -1,0 +1,242 @@
+"""REINFORCE GAN: returns, baselines, masking after EOS, reward modes, rollouts, exploitation, exact resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO, tiny_overrides
+from langan.algorithms import policy_gradient as pg
+from langan.cli import main
+from langan.config import load_config
+from langan.data.batching import from_left_padded, left_pad
+from langan.data.tokenizers import BOS, EOS, PAD
+from langan.errors import LanganError
+from langan.generation import sample
+from langan.models.discriminator import TransformerDiscriminator
+from langan.train.checkpoint import step_checkpoints
+from langan.train.rundir import RunDir
+from langan.train.session import new_session
+
+PRESET = str(REPO / "configs" / "names-reinforce.yaml")
+
+
+def gan_overrides(source: Path, **extra: object) -> list[str]:
+    """The REINFORCE preset shrunk to seconds: tiny G and D, a few pretraining and adversarial steps."""
+    base = {"generator.hidden_size": 16, "generator.intermediate_size": 32, "generator.num_layers": 1,
+            "generator.num_heads": 2, "disc.hidden_size": 16, "disc.intermediate_size": 32, "disc.num_layers": 1,
+            "disc.num_heads": 2, "disc.grad_accumulation": 1, "train.pretrain_steps": 2, "train.steps": 4}
+    base.update(extra)
+    return tiny_overrides(source, **base)
+
+
+def gan_session(names_file: Path, tmp_path: Path, **extra: object):
+    cfg = load_config(PRESET, gan_overrides(names_file, **extra))
+    return new_session(cfg, tmp_path / "run", overwrite=True, quiet=True)
+
+
+# ----------------------------------------------------------------------------- returns and baselines
+
+
+def test_discounted_returns_by_hand() -> None:
+    rewards = torch.tensor([[1.0, 2.0, 3.0, 7.0], [4.0, 5.0, 6.0, 8.0]])
+    mask = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    returns = pg.discounted_returns(rewards, mask, gamma=0.5)
+    expected = torch.tensor([[1 + 0.5 * 2 + 0.25 * 3, 2 + 0.5 * 3, 3.0, 0.0],
+                             [4 + 2.5 + 1.5 + 1.0, 5 + 3 + 2.0, 6 + 4.0, 8.0]])
+    torch.testing.assert_close(returns, expected)
+    torch.testing.assert_close(pg.discounted_returns(rewards, mask, 0.0), rewards * mask)
+    torch.testing.assert_close(pg.discounted_returns(rewards, mask, 1.0)[0, 0], torch.tensor(6.0))
+
+
+RETURNS = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 9.0]])
+MASK = torch.tensor([[True, True], [True, True], [True, False]])
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("none", [[0, 0], [0, 0], [0, 0]]),
+    ("batch_mean", [[3, 3], [3, 3], [3, 0]]),
+    ("leave_one_out", [[4, 4], [3, 2], [2, 0]]),
+])
+def test_baselines_by_hand(kind: str, expected: list[list[float]]) -> None:
+    torch.testing.assert_close(pg.Baseline(kind, 4)(RETURNS, MASK), torch.tensor(expected, dtype=torch.float32))
+
+
+def test_ewma_baseline_by_hand_and_state() -> None:
+    base = pg.Baseline("ewma", 3, decay=0.5)
+    torch.testing.assert_close(base(RETURNS, MASK), torch.zeros(3, 2))  # nothing seen yet
+    torch.testing.assert_close(base.value, torch.tensor([3.0, 3.0, 0.0]))  # first visit: the batch mean
+    second = torch.full((3, 2), 5.0)
+    torch.testing.assert_close(base(second, MASK), torch.tensor([[3.0, 3.0], [3.0, 3.0], [3.0, 0.0]]))
+    torch.testing.assert_close(base.value, torch.tensor([4.0, 4.0, 0.0]))
+    copy = pg.Baseline("ewma", 3, decay=0.5)
+    copy.load_state_dict(base.state_dict())
+    torch.testing.assert_close(copy(second, MASK), base(second, MASK))
+
+
+def test_normalized_advantages_are_standard_on_valid_positions() -> None:
+    adv = pg.normalize(RETURNS, MASK)
+    valid = adv[MASK]
+    assert abs(float(valid.mean())) < 1e-6 and abs(float(valid.std(correction=0)) - 1) < 1e-5
+    assert float(adv[~MASK].abs().sum()) == 0
+
+
+# ----------------------------------------------------------------------------- the policy gradient
+
+
+def test_gradient_flows_only_through_log_probs_of_sampled_tokens() -> None:
+    """d loss / d logits = -A_t/n (onehot(x_t) - softmax) at valid positions, exactly 0 after EOS."""
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 6, requires_grad=True)
+    tokens = torch.tensor([[4, 5, EOS, PAD], [5, 4, 4, 5]])
+    mask = pg.valid_mask(torch.tensor([3, 4]), 4)
+    advantages = torch.randn(2, 4)
+    pg.policy_terms(logits, tokens, advantages, mask)["policy_loss"].backward()
+    onehot = torch.nn.functional.one_hot(tokens, 6).float()
+    expected = -(advantages * mask)[..., None] / mask.sum() * (onehot - logits.detach().softmax(-1))
+    torch.testing.assert_close(logits.grad, expected)
+    assert float(logits.grad[0, 3].abs().sum()) == 0
+
+
+def test_entropy_bonus_is_finite_with_forbidden_tokens() -> None:
+    logits = torch.randn(1, 2, 5, requires_grad=True)
+    masked = logits.masked_fill(torch.tensor([True, False, False, False, False]), float("-inf"))
+    terms = pg.policy_terms(masked, torch.tensor([[3, EOS]]), torch.ones(1, 2), torch.ones(1, 2, dtype=torch.bool))
+    (-terms["entropy"]).backward()
+    assert torch.isfinite(logits.grad).all() and float(logits.grad[..., 0].abs().sum()) == 0
+
+
+def test_no_reward_return_or_gradient_after_eos(names_file: Path, tmp_path: Path) -> None:
+    s = gan_session(names_file, tmp_path)
+    alg = s.algorithm
+    tokens = torch.tensor([[5, 6, EOS, PAD, PAD], [7, EOS, PAD, PAD, PAD], [5, 5, 5, 5, 5]])
+    mask = pg.valid_mask(torch.tensor([3, 2, 5]), 5)
+    for mode in ("per_step", "final", "broadcast"):
+        alg.cfg.reward.mode = mode
+        rewards = alg.rewards(tokens, mask)
+        assert float(rewards[~mask].abs().sum()) == 0, mode
+        assert float(pg.discounted_returns(rewards, mask, 0.9)[~mask].abs().sum()) == 0
+    alg.cfg.reward.mode = "final"
+    rewards = alg.rewards(tokens, mask)
+    assert (rewards[0, :2] == 0).all() and rewards[0, 2] != 0 and rewards[2, 4] != 0
+    alg.cfg.reward.mode = "broadcast"
+    rewards = alg.rewards(tokens, mask)
+    assert torch.allclose(rewards[0, :3], rewards[0, 0].expand(3))
+
+
+def test_pad_and_bos_never_sampled_even_when_most_likely(names_file: Path, tmp_path: Path) -> None:
+    alg = gan_session(names_file, tmp_path).algorithm
+    with torch.no_grad():  # make PAD and BOS by far the likeliest next tokens
+        alg.gen.head.weight[PAD] = alg.gen.norm.weight.sign() * 50
+        alg.gen.head.weight[BOS] = alg.gen.norm.weight.sign() * 50
+    out = alg.draw(64)
+    body = out.tokens[pg.valid_mask(out.lengths, out.tokens.shape[1])]
+    assert not ((body == PAD) | (body == BOS)).any()
+
+
+# ----------------------------------------------------------------------------- discriminator
+
+
+def test_left_pad_round_trip_and_discriminator_ignores_padding() -> None:
+    torch.manual_seed(0)
+    rows = torch.tensor([[5, 6, 7, EOS, PAD, PAD], [8, EOS, PAD, PAD, PAD, PAD], [5, 5, 5, 5, 5, EOS]])
+    padded, mask = left_pad(rows)
+    assert torch.equal(from_left_padded(padded, mask), rows)
+    disc = TransformerDiscriminator(12, 8, hidden_size=16, intermediate_size=32, num_layers=2, num_heads=2).eval()
+    with torch.no_grad():
+        per_step, seq = disc(rows)
+    for i, n in enumerate((4, 2, 6)):  # each row alone, without any padding
+        alone_steps, alone_seq = disc(rows[i:i + 1, :n])
+        torch.testing.assert_close(per_step[i, :n], alone_steps[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(seq[i], alone_seq[0], atol=1e-5, rtol=1e-5)
+        assert float(per_step[i, n:].abs().sum()) == 0
+
+
+# ----------------------------------------------------------------------------- reward modes and rollouts
+
+
+@pytest.mark.parametrize("mode", ["per_step", "final", "broadcast", "rollout"])
+def test_every_reward_mode_trains(names_file: Path, tmp_path: Path, mode: str) -> None:
+    extra = {"reward.mode": mode, "disc.output": "per_step" if mode == "per_step" else "sequence",
+             "reward.rollout_num": 2, "reward.baseline": "leave_one_out", "reward.kl_mult": 0.1}
+    s = gan_session(names_file, tmp_path, **extra)
+    before = {n: p.detach().clone() for n, p in s.algorithm.gen.named_parameters()}
+    s.algorithm.step_count = s.cfg.train.pretrain_steps
+    metrics = {k: float(v) for k, v in s.algorithm.step(next(s.trainer.batches)).items()}
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values()), metrics
+    assert {"reward/mean", "disc/loss", "gen/entropy", "gen/kl", "disc/acc_real"} <= metrics.keys()
+    assert any(not torch.equal(p, before[n]) for n, p in s.algorithm.gen.named_parameters())
+
+
+def test_rollout_keeps_prefixes_fixed(names_file: Path, tmp_path: Path) -> None:
+    alg = gan_session(names_file, tmp_path, **{"reward.mode": "rollout", "disc.output": "sequence"}).algorithm
+    prefix = torch.tensor([[5, 6, 7, 8, 9, 10], [11, 12, EOS, PAD, PAD, PAD]]).repeat(4, 1)
+    lengths = torch.tensor([1, 2, 3, 4, 5, 2, 3, 3])
+    out = sample(alg.gen, 8, 16, prefix=prefix, prefix_lengths=lengths)
+    for i, n in enumerate(lengths.tolist()):
+        assert torch.equal(out.tokens[i, :n], prefix[i, :n])
+        assert float(out.logprobs[i, :n].abs().sum()) == 0  # forced tokens are not actions
+    assert (out.tokens[7, 3:] == PAD).all() and out.ended[7]  # a prefix that holds EOS stays ended
+    tokens = torch.tensor([[5, 6, 7, EOS], [5, EOS, PAD, PAD]])
+    mask = pg.valid_mask(torch.tensor([4, 2]), 4)
+    q = alg.rollout_rewards(tokens, mask)
+    final = pg.transform_logits(alg.disc(tokens)[1], alg.cfg.reward.transform)
+    torch.testing.assert_close(q[[0, 1], [3, 1]], final)
+    assert float(q[~mask].abs().sum()) == 0
+
+
+# ----------------------------------------------------------------------------- exploitation and resume
+
+
+def _frozen_disc_run(names_file: Path, tmp_path: Path, entropy_mult: float) -> tuple[list[float], list[float]]:
+    extra = {"disc.frozen": "true", "train.pretrain_steps": 0, "reward.entropy_mult": entropy_mult,
+             "optim.gen.lr": 3e-3, "train.batch_size": 32, "reward.baseline": "batch_mean"}
+    s = gan_session(names_file, tmp_path / f"e{entropy_mult}", **extra)
+    disc_before = {n: p.detach().clone() for n, p in s.algorithm.disc.named_parameters()}
+    rewards, entropies = [], []
+    for _ in range(80):
+        m = s.algorithm.step(next(s.trainer.batches))
+        rewards.append(float(m["reward/mean"]))
+        entropies.append(float(m["gen/entropy"]))
+    assert all(torch.equal(p, disc_before[n]) for n, p in s.algorithm.disc.named_parameters())
+    return rewards, entropies
+
+
+def test_generator_exploits_a_frozen_random_discriminator(names_file: Path, tmp_path: Path) -> None:
+    """Against a fixed random D the smoothed reward rises steadily (measured: 0.034 -> 0.095 over 80 steps,
+    1.35 initial standard deviations); the entropy bonus keeps the policy's entropy near its start, while
+    without it the entropy collapses (3.2 -> 1.1)."""
+    rewards, entropies = _frozen_disc_run(names_file, tmp_path, entropy_mult=0.0)
+    blocks = [sum(rewards[i:i + 20]) / 20 for i in range(0, 80, 20)]
+    assert blocks == sorted(blocks) and len(set(blocks)) == 4, f"reward did not rise steadily: {blocks}"
+    first, last = sum(rewards[:10]) / 10, sum(rewards[-10:]) / 10
+    assert last - first > 0.03, f"mean reward {first:.3f} -> {last:.3f}: the generator did not exploit D"
+    _, with_bonus = _frozen_disc_run(names_file, tmp_path, entropy_mult=0.1)
+    floor = 0.9 * with_bonus[0]
+    assert min(with_bonus) > floor, f"entropy fell to {min(with_bonus):.2f} despite the bonus"
+    assert entropies[-1] < floor, "without the bonus the entropy should have fallen (the test would be vacuous)"
+
+
+def test_adversarial_resume_is_bit_exact(names_file: Path, tmp_path: Path) -> None:
+    """train 2N == train N + resume N in the adversarial phase: G, D, both optimisers, D's partly
+    accumulated gradients, the ewma baseline and every RNG."""
+    args = [PRESET, *gan_overrides(names_file, **{"train.steps": 8, "eval.every": 5, "disc.grad_accumulation": 3,
+                                                  "generator.dropout": 0.1}), "--runs-dir", str(tmp_path), "--quiet"]
+    assert main(["train", *args, "--name", "straight"]) == 0
+    assert main(["train", *args, "--name", "split", "--stop-after", "7"]) == 0  # 5 adversarial: 2 D grads pending
+    assert main(["train", "--resume", str(tmp_path / "split"), "--quiet"]) == 0
+    from safetensors.torch import load_file
+
+    for net in ("generator", "discriminator", "pretrained"):
+        a, b = (load_file(str(step_checkpoints(RunDir(tmp_path / n))[-1] / f"{net}.safetensors"))
+                for n in ("straight", "split"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), net
+
+
+def test_bad_gan_config_is_one_line(names_file: Path) -> None:
+    with pytest.raises(LanganError, match=r"disc\.output=per_step"):
+        load_config(PRESET, gan_overrides(names_file, **{"disc.output": "sequence"}))
+    with pytest.raises(LanganError, match=r"reward\.transform"):
+        load_config(PRESET, gan_overrides(names_file, **{"reward.transform": "tanh"}))
