@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -191,7 +193,7 @@ def test_rollout_keeps_prefixes_fixed(names_file: Path, tmp_path: Path) -> None:
 
 
 def _frozen_disc_run(names_file: Path, tmp_path: Path, entropy_mult: float) -> tuple[list[float], list[float]]:
-    extra = {"disc.frozen": "true", "train.pretrain_steps": 0, "reward.entropy_mult": entropy_mult,
+    extra = {"disc.frozen": "true", "train.pretrain_steps": 0, "reward.entropy_mult": entropy_mult, "reward.kl_mult": 0,
              "optim.gen.lr": 3e-3, "train.batch_size": 32, "reward.baseline": "batch_mean"}
     s = gan_session(names_file, tmp_path / f"e{entropy_mult}", **extra)
     disc_before = {n: p.detach().clone() for n, p in s.algorithm.disc.named_parameters()}
@@ -240,3 +242,39 @@ def test_bad_gan_config_is_one_line(names_file: Path) -> None:
         load_config(PRESET, gan_overrides(names_file, **{"disc.output": "sequence"}))
     with pytest.raises(LanganError, match=r"reward\.transform"):
         load_config(PRESET, gan_overrides(names_file, **{"reward.transform": "tanh"}))
+
+
+def test_eval_compares_adversarial_with_pretrained_generator(names_file: Path, tmp_path: Path, capsys) -> None:
+    args = [PRESET, *gan_overrides(names_file), "--runs-dir", str(tmp_path), "--quiet", "--name", "gan"]
+    assert main(["train", *args]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "gan"), "--n", "50"]) == 0
+    table = capsys.readouterr().out
+    header = table.splitlines()[0].split()
+    assert header == ["adversarial", "pretrained"]
+    assert any(line.split()[0] == "disc_acc" and len(line.split()) == 3 for line in table.splitlines())
+    results = json.loads((tmp_path / "gan" / "eval.json").read_text())
+    assert {"nll", "unique", "novelty", "disc_acc"} <= results.keys()
+    assert {"nll", "unique", "novelty", "disc_acc"} <= results["compare"]["pretrained"].keys()
+    assert 0 <= results["disc_acc"] <= 1
+    # the pretrained copy is the generator at the end of MLE pretraining, not the final one
+    assert results["compare"]["pretrained"]["nll"] != results["nll"]
+
+
+def test_disc_grad_accumulation_steps_once_per_n_batches(names_file: Path, tmp_path: Path) -> None:
+    s = gan_session(names_file, tmp_path, **{"disc.grad_accumulation": 3, "train.pretrain_steps": 0})
+    disc = s.algorithm.disc
+    snapshots = []
+    for _ in range(6):
+        s.algorithm.step(next(s.trainer.batches))
+        snapshots.append([p.detach().clone() for p in disc.parameters()])
+    changed = [not all(torch.equal(a, b) for a, b in zip(x, y, strict=True))
+               for x, y in itertools.pairwise(snapshots)]
+    assert changed == [False, True, False, False, True]  # D steps after batches 3 and 6 only
+
+
+def test_allow_eos_false_gives_full_length_samples(names_file: Path, tmp_path: Path) -> None:
+    s = gan_session(names_file, tmp_path, **{"sampling.allow_eos": "false"})
+    out = s.algorithm.draw(16)
+    assert not out.ended.any() and (out.lengths == s.data.max_length).all()
+    assert not (out.tokens == EOS).any()

@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
     p.add_argument("--steps", type=_positive_int, help="with --resume: a new train.steps "
                    "(the main phase; GAN pretraining comes on top)")
+    p.add_argument("--force", action="store_true", help="with --resume: continue even though the run's "
+                   "config.yaml or the langan version differ from its checkpoint's")
     p.add_argument("--stop-after", type=_positive_int, metavar="N",
                    help="stop (with a checkpoint) after step N; --resume continues")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -113,7 +115,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config or args.overrides:
             raise LanganError("--resume continues a run with its own recorded config; drop CONFIG and overrides "
                               "(use --steps N to extend it)")
-        s = sessions.resume_session(args.resume, steps=args.steps, argv=args.argv, quiet=args.quiet)
+        s = sessions.resume_session(args.resume, steps=args.steps, argv=args.argv, quiet=args.quiet,
+                                    force=args.force)
         print(f"resuming {s.run.path} at step {s.trainer.step} of {s.trainer.total_steps}", file=sys.stderr)
     else:
         if not args.config and not args.overrides:

@@ -182,6 +182,8 @@ class TrainConfig:
     keep_checkpoints: int = opt(2, "how many recent step-N checkpoints to keep (the best one is kept apart)")
     log_every: int = opt(10, "write training metrics every N steps")
     early_stop: int = opt(0, "stop after this many evaluations without a better valid NLL (0 = never)")
+    max_skipped_steps: int = opt(10, "a step with a non-finite loss or gradient is skipped and counted; stop after "
+                                 "this many in a row for one network")
 
 
 @dataclass
@@ -359,6 +361,7 @@ def validate(cfg: Config) -> None:
         (0 <= g.dropout < 1 and 0 <= g.attention_dropout < 1, "generator dropouts must be in [0, 1)"),
         (e.num_samples >= 0 and e.metric_samples >= 0 and t.early_stop >= 0 and t.keep_checkpoints >= 0,
          "eval.num_samples, eval.metric_samples, train.early_stop and train.keep_checkpoints must be >= 0"),
+        (t.max_skipped_steps >= 1, "train.max_skipped_steps must be at least 1"),
         (e.temperature >= 0, "eval.temperature must be >= 0 (0 = greedy)"),
         (g.hidden_size % g.num_heads == 0 or g.arch != "transformer",
          f"generator.hidden_size ({g.hidden_size}) must be divisible by generator.num_heads ({g.num_heads})"),

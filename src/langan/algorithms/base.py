@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from langan.config import Config
 from langan.data.batching import Batch
 from langan.data.dataset import DataBundle
+from langan.optim import clip_gradients
 
 
 class Algorithm:
@@ -25,10 +26,14 @@ class Algorithm:
     name: ClassVar[str] = ""
     # whether the checkpoint with the lowest validation NLL is this algorithm's best model
     select_by_valid_nll: ClassVar[bool] = False
+    # what `langan eval` calls this algorithm's generator beside `generators_to_compare()`
+    generator_label: ClassVar[str] = "trained"
 
     def __init__(self, cfg: Config, data: DataBundle, device: torch.device, total_steps: int):
         self.cfg, self.data, self.device, self.total_steps = cfg, data, device, total_steps
         self.step_count = 0
+        self.skipped_steps = 0  # optimiser steps skipped for non-finite gradients, all networks
+        self.consecutive_skips: dict[str, int] = {}  # per network, reset by a good step
 
     @property
     def generator(self) -> nn.Module:
@@ -63,6 +68,26 @@ class Algorithm:
         if self.device.type == "cuda" and self.cfg.train.dtype == "bfloat16":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+    def optimizer_step(self, opt: torch.optim.Optimizer, network: nn.Module, name: str, max_norm: float) -> Tensor:
+        """Clip and step. A non-finite gradient norm (NaN/Inf in a loss or gradient) skips the step
+        instead: gradients dropped, weights and optimiser state untouched, counted. Returns the norm."""
+        norm = clip_gradients(network, max_norm)
+        if bool(torch.isfinite(norm)):
+            opt.step()
+            self.consecutive_skips[name] = 0
+        else:
+            opt.zero_grad(set_to_none=True)
+            self.skipped_steps += 1
+            self.consecutive_skips[name] = self.consecutive_skips.get(name, 0) + 1
+        return norm
+
+    def guard_state(self) -> dict[str, Any]:
+        return {"skipped_steps": self.skipped_steps, "consecutive_skips": dict(self.consecutive_skips)}
+
+    def load_guard_state(self, state: dict[str, Any]) -> None:
+        self.skipped_steps = int(state.get("skipped_steps", 0))
+        self.consecutive_skips = {k: int(v) for k, v in state.get("consecutive_skips", {}).items()}
 
     def micro_batches(self, tokens: Tensor, accumulation: int) -> Iterator[Tensor]:
         """Split [B, T+1] rows into `accumulation` micro-batches (the last ones may be smaller)."""

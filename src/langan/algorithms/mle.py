@@ -14,7 +14,7 @@ from langan.data.dataset import DataBundle
 from langan.data.tokenizers import PAD
 from langan.losses import token_nll_sum
 from langan.models import build_generator
-from langan.optim import apply_schedule, build_optimizer, clip_gradients
+from langan.optim import apply_schedule, build_optimizer
 
 
 class MLE(Algorithm):
@@ -53,14 +53,14 @@ class MLE(Algorithm):
             loss = nll / n_targets  # normalised by the whole batch: same gradient as one big batch
             loss.backward()
             total += loss.detach()
-        grad_norm = clip_gradients(self.gen, ocfg.max_grad_norm)
-        opt.step()
+        grad_norm = self.optimizer_step(opt, self.gen, "generator", ocfg.max_grad_norm)
         return {"gen/loss": total, "gen/grad_norm": grad_norm, "gen/lr": lr, "gen/beta1": beta1,
                 "gen/tokens": n_targets}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"step_count": self.step_count, "gen_optimizer": self.opt.state_dict()}
+        return {"step_count": self.step_count, "gen_optimizer": self.opt.state_dict(), **self.guard_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step_count = int(state["step_count"])
         self.opt.load_state_dict(state["gen_optimizer"])
+        self.load_guard_state(state)

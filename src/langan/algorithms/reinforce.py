@@ -26,12 +26,13 @@ from langan.data.dataset import DataBundle
 from langan.data.tokenizers import BOS, PAD, UNK
 from langan.generation import SampleOutput, filter_logits, forbidden_mask, sample
 from langan.models.discriminator import build_discriminator
-from langan.optim import apply_schedule, build_optimizer, clip_gradients
+from langan.optim import apply_schedule, build_optimizer
 
 
 class Reinforce(MLE):
     name = "reinforce"
     select_by_valid_nll = False  # a GAN trades likelihood for sample quality: judge the latest model
+    generator_label = "adversarial"
 
     def __init__(self, cfg: Config, data: DataBundle, device: torch.device, total_steps: int):
         super().__init__(cfg, data, device, total_steps)  # the generator and its adversarial optimiser
@@ -121,8 +122,7 @@ class Reinforce(MLE):
             (terms["loss"] * weight).backward()
             for k, v in terms.items():
                 totals[k] = totals.get(k, 0.0) + v.detach() * weight
-        grad_norm = clip_gradients(self.gen, ocfg.max_grad_norm)
-        self.opt.step()
+        grad_norm = self.optimizer_step(self.opt, self.gen, "generator", ocfg.max_grad_norm)
         if self.rollout is not None:
             self._follow(self.rollout, self.gen, rcfg.rollout_decay)
         lengths = fake.lengths.float()
@@ -218,8 +218,7 @@ class Reinforce(MLE):
             (loss / dcfg.grad_accumulation).backward()
             self.disc_batches += 1
             if self.disc_batches % dcfg.grad_accumulation == 0:
-                clip_gradients(self.disc, ocfg.max_grad_norm)
-                self.disc_opt.step()
+                self.optimizer_step(self.disc_opt, self.disc, "discriminator", ocfg.max_grad_norm)
                 self.disc_opt.zero_grad(set_to_none=True)
         seq, threshold = seq.detach(), self._threshold()
         judged = torch.sigmoid(seq) if dcfg.loss == "bce" else seq

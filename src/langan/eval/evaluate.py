@@ -10,44 +10,75 @@ import json
 import time
 from typing import Any
 
+from torch import nn
+
+from langan.data.batching import trim
 from langan.errors import LanganError
 from langan.eval.metrics import SAMPLE_METRICS, compute_sample_metrics
 from langan.eval.nll import nll_per_token
 from langan.eval.samples import draw_samples
 from langan.train.rundir import atomic_write_text
-from langan.train.session import load_trained
+from langan.train.session import Loaded, load_trained
 
 METRICS = ("nll", *SAMPLE_METRICS)
 
 
 def evaluate_run(run_dir: str, n: int = 1000, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
                  seed: int = 0, which: str = "auto", metrics: list[str] | None = None) -> dict[str, Any]:
+    """Metrics of the run's generator; for GANs also of the pretrained generator (under "compare"), and
+    `disc_acc`, the balanced accuracy of the run's discriminator on test text vs each generator's samples."""
     names = list(metrics or METRICS)
     unknown = [m for m in names if m not in METRICS]
     if unknown:
         raise LanganError(f"unknown metric '{unknown[0]}'; available: {', '.join(METRICS)}")
     loaded = load_trained(run_dir, which)
-    gen, data = loaded.algorithm.generator, loaded.data
-    results: dict[str, Any] = {}
-    if "nll" in names:
-        results["nll"] = nll_per_token(gen, data.test.tokens, loaded.cfg.eval.batch_size)
-    sample_names = [m for m in names if m in SAMPLE_METRICS]
-    if sample_names:
-        samples = draw_samples(gen, data.tokenizer, n, data.max_length, seed=seed, temperature=temperature,
-                               top_p=top_p, top_k=top_k, cond=loaded.algorithm.cond_for(n),
-                               allow_eos=data.oracle is None)
-        results |= compute_sample_metrics(sample_names, samples, data.train_set)
+    settings = {"n": n, "temperature": temperature, "top_p": top_p, "top_k": top_k, "seed": seed}
+    results = _evaluate_generator(loaded, loaded.algorithm.generator, names, settings)
+    others = loaded.algorithm.generators_to_compare()
+    if others:
+        results["generator"] = loaded.algorithm.generator_label
+        results["compare"] = {name: _evaluate_generator(loaded, gen, names, settings) for name, gen in others.items()}
     results |= {"n_samples": n, "temperature": temperature, "top_p": top_p, "top_k": top_k, "seed": seed,
                 "checkpoint": loaded.checkpoint.name, "step": loaded.trainer_state.get("step"),
-                "test_examples": len(data.test), "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                "test_examples": len(loaded.data.test), "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     atomic_write_text(loaded.run.eval_path, json.dumps(results, indent=2) + "\n")
     return results
 
 
+def _evaluate_generator(loaded: Loaded, gen: nn.Module, names: list[str], settings: dict[str, Any]
+                        ) -> dict[str, float]:
+    data, algorithm = loaded.data, loaded.algorithm
+    results: dict[str, float] = {}
+    if "nll" in names:
+        results["nll"] = nll_per_token(gen, data.test.tokens, loaded.cfg.eval.batch_size)
+    sample_names = [m for m in names if m in SAMPLE_METRICS]
+    if not sample_names:
+        return results
+    n = settings["n"]
+    samples = draw_samples(gen, data.tokenizer, n, data.max_length, seed=settings["seed"],
+                           temperature=settings["temperature"], top_p=settings["top_p"], top_k=settings["top_k"],
+                           cond=algorithm.cond_for(n), allow_eos=data.oracle is None)
+    results |= compute_sample_metrics(sample_names, samples, data.train_set)
+    disc_accuracy = getattr(algorithm, "disc_accuracy", None)
+    if disc_accuracy is not None and len(data.test) and n:
+        results["disc_acc"] = disc_accuracy(trim(data.test.tokens[:, 1:]), samples.tokens)
+    return results
+
+
 def format_table(results: dict[str, Any]) -> str:
-    width = max(len(k) for k in results)
-    lines = []
-    for key, value in results.items():
-        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
-        lines.append(f"{key:<{width}}  {shown}")
+    """One metric per line; with "compare", one column per generator (the run's own first)."""
+    compare = results.get("compare", {})
+    columns = {results.get("generator", "trained"): results} | compare
+    keys = [k for k in results if k not in ("compare", "generator")]
+    keys += [k for c in compare.values() for k in c if k not in results]
+    width = max(len(k) for k in keys)
+    lines = [f"{'':<{width}}  " + "  ".join(f"{c:>12}" for c in columns)] if compare else []
+    for key in keys:
+        cells = [_cell(col.get(key, "")) for col in columns.values()]
+        lines.append(f"{key:<{width}}  " + "  ".join(f"{c:>12}" for c in cells) if compare
+                     else f"{key:<{width}}  {cells[0]}")
     return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)

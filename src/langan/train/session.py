@@ -18,7 +18,7 @@ import torch
 
 from langan.algorithms import ALGORITHMS, build_algorithm
 from langan.algorithms.base import Algorithm
-from langan.config import Config, load_config, save_config, to_dict
+from langan.config import Config, flatten, load_config, save_config, to_dict
 from langan.data.dataset import DataBundle, load_data
 from langan.data.tokenizers import tokenizer_from_json
 from langan.errors import LanganError
@@ -136,8 +136,27 @@ def _restore(cfg: Config, data: DataBundle, device: torch.device, path: Path
     return algorithm, state, trainer_state
 
 
+def _check_same_setup(run: RunDir, cfg: Config, trainer_state: dict[str, Any], ignore: set[str]) -> None:
+    """Refuse to resume when the run's config.yaml or the langan version differ from the checkpoint's."""
+    from langan import __version__
+
+    problems = []
+    saved_version = trainer_state.get("langan_version", __version__)
+    if saved_version != __version__:
+        problems.append(f"langan version: {saved_version} -> {__version__}")
+    saved = trainer_state.get("config")
+    if saved is not None:
+        now = flatten(to_dict(cfg))
+        problems += [f"{key}: {saved.get(key)!r} -> {now.get(key)!r}" for key in sorted(saved.keys() | now.keys())
+                     if key not in ignore and saved.get(key) != now.get(key)]
+    if problems:
+        shown = "; ".join(problems[:6]) + (f"; and {len(problems) - 6} more" if len(problems) > 6 else "")
+        raise LanganError(f"run '{run.path}' differs from its checkpoint ({shown}); resuming would not continue the "
+                          "same experiment. Restore config.yaml, or add --force to resume anyway")
+
+
 def resume_session(run_dir: str | Path, steps: int | None = None, argv: list[str] | None = None,
-                   quiet: bool = False) -> Session:
+                   quiet: bool = False, force: bool = False) -> Session:
     """Rebuild a run from its own files and restore its latest whole checkpoint, RNG included."""
     run = RunDir.open(run_dir)
     overrides = [f"train.steps={steps}", "train.epochs=0"] if steps else []
@@ -147,6 +166,8 @@ def resume_session(run_dir: str | Path, steps: int | None = None, argv: list[str
         raise LanganError(f"run '{run.path}' is still running (pid {meta.get('pid')}); stop it first (Ctrl-C)")
     path = checkpoint.find_checkpoint(run, "latest")
     algorithm, state, trainer_state = _restore(cfg, data, device, path)
+    if not force:
+        _check_same_setup(run, cfg, trainer_state, ignore={"train.steps", "train.epochs"} if steps else set())
     total = total_steps(cfg, len(data.train)) if steps else int(trainer_state["total_steps"])
     algorithm.total_steps = total
     trainer = Trainer(cfg, run, data, algorithm, total, quiet=quiet)

@@ -13,11 +13,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from langan import __version__
 from langan.algorithms.base import Algorithm
-from langan.config import Config
+from langan.config import Config, flatten, to_dict
 from langan.data.batching import BatchIterator
 from langan.data.dataset import DataBundle
 from langan.data.tokenizers import PAD
+from langan.errors import LanganError
 from langan.eval.metrics import compute_sample_metrics
 from langan.eval.nll import nll_per_token
 from langan.eval.samples import draw_samples, one_line
@@ -48,7 +50,8 @@ class Trainer:
                 "best_valid_nll": self.best_valid_nll if math.isfinite(self.best_valid_nll) else None,
                 "tokens_seen": self.tokens_seen, "elapsed_seconds": self.elapsed,
                 "total_steps": self.total_steps, "last_eval": self.last_eval,
-                "evals_since_best": self.evals_since_best}
+                "evals_since_best": self.evals_since_best, "langan_version": __version__,
+                "config": flatten(to_dict(self.cfg))}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
@@ -98,6 +101,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
+    def _check_finite(self) -> None:
+        """Stop when one network has had `train.max_skipped_steps` non-finite steps in a row."""
+        limit = self.cfg.train.max_skipped_steps
+        failing = [name for name, n in self.algorithm.consecutive_skips.items() if n >= limit]
+        if failing:
+            found = checkpoint.step_checkpoints(self.run)
+            last = f"checkpoints/{found[-1].name}" if found else "none yet"
+            raise LanganError(f"step {self.step}: {limit} steps in a row had a non-finite loss or gradient in the "
+                              f"{failing[0]} network (skipped, weights unchanged); stopping. Last good checkpoint: "
+                              f"{last} in {self.run.path}. Lower its learning rate or clip gradients in config.yaml, "
+                              f"then `langan train --resume {self.run.path} --force`")
+
     @contextlib.contextmanager
     def _stop_on_signals(self) -> Iterator[None]:
         """SIGINT/SIGTERM ask for a clean stop after the current step (main thread only)."""
@@ -120,7 +135,7 @@ class Trainer:
         ckpt_every = tcfg.checkpoint_every or self.cfg.eval.every
         logger = MetricsLogger(self.run, resume_step=self.step)
         progress = Progress(self.total_steps, self.step, quiet=self.quiet)
-        t_log, tokens_log = time.perf_counter(), 0
+        t_log, tokens_log, step_log = time.perf_counter(), 0, self.step
         try:
             with self._stop_on_signals():
                 while self.step < self.total_steps:
@@ -128,6 +143,7 @@ class Trainer:
                     batch = next(self.batches)
                     metrics = self.algorithm.step(batch)
                     self.step += 1
+                    self._check_finite()
                     n_tokens = int((batch.targets != PAD).sum())
                     self.tokens_seen += n_tokens
                     tokens_log += n_tokens
@@ -137,10 +153,13 @@ class Trainer:
                     if self.step % tcfg.log_every == 0 or last:
                         now = time.perf_counter()
                         values = {k: float(v) for k, v in metrics.items()}
+                        values["train/skipped_steps"] = self.algorithm.skipped_steps
                         values["train/tokens_per_s"] = tokens_log / max(now - t_log, 1e-9)
-                        t_log, tokens_log = now, 0
+                        values["train/steps_per_s"] = (self.step - step_log) / max(now - t_log, 1e-9)
+                        t_log, tokens_log, step_log = now, 0, self.step
                         logger.log(self.step, values)
-                        shown = {k.split("/")[-1]: v for k, v in values.items() if k.endswith("/loss")}
+                        shown = {k.replace("/", "_"): v for k, v in values.items()
+                                 if k.endswith("/loss") or k == "reward/mean"}
                         progress.update(self.step, shown | {"tok/s": int(values["train/tokens_per_s"])})
                     if self.step % self.cfg.eval.every == 0 or last:
                         self.evaluate(logger, progress)
