@@ -12,6 +12,7 @@ the final parameters equal the uninterrupted run's. tests/test_reliability.py ru
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import signal
 import subprocess
@@ -43,6 +44,12 @@ def command(algorithm: str, data: Path, runs: Path, name: str, steps: int) -> li
 def final_weights(run: Path) -> dict[str, torch.Tensor]:
     last = max((p for p in (run / "checkpoints").glob("step-*")), key=lambda p: int(p.name[5:]))
     return {f"{f.stem}.{k}": v for f in sorted(last.glob("*.safetensors")) for k, v in load_file(str(f)).items()}
+
+
+def logged_losses(run: Path) -> list[tuple[int, float]]:
+    """(step, gen/loss) of every training record in metrics.jsonl, in file order."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [(r["step"], r["gen/loss"]) for r in rows if "gen/loss" in r]
 
 
 def _started(run: Path) -> bool:
@@ -80,8 +87,11 @@ def run_kill_test(algorithm: str, kills: int, workdir: Path, seed: int = 0, step
         cmd = [sys.executable, "-m", "langan", "train", "--resume", str(run), "--quiet"]
     a, b = final_weights(runs / "straight"), final_weights(run)
     equal = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # data lost: every training record of the uninterrupted run must be in the killed run's log, once, equal
+    expected, got = logged_losses(runs / "straight"), logged_losses(run)
+    lost = len(set(expected) - set(got)) + (len(got) - len(set(got)))
     return {"algorithm": algorithm, "kills": done, "damaged_skipped": damaged, "tracebacks": tracebacks,
-            "equal": equal, "tensors": len(a)}
+            "equal": equal, "tensors": len(a), "records_lost_or_repeated": lost, "records": len(expected)}
 
 
 def main() -> None:
@@ -91,12 +101,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default=str(REPO / "benchmarks" / "out" / "kill"))
     args = parser.parse_args()
-    print("| algorithm | kills survived | damaged checkpoints skipped | tracebacks | final parameters equal |")
-    print("|---|---|---|---|---|")
+    print("| algorithm | kills survived | damaged checkpoints skipped | tracebacks | final parameters equal "
+          "| metric records lost or repeated |")
+    print("|---|---|---|---|---|---|")
     for algorithm in args.algorithm or ["mle", "reinforce"]:
         r = run_kill_test(algorithm, args.kills, Path(args.workdir) / algorithm, args.seed)
         print(f"| {algorithm} | {r['kills']} | {r['damaged_skipped']} | {r['tracebacks']} | "
-              f"{'yes' if r['equal'] else 'NO'} ({r['tensors']} tensors) |", flush=True)
+              f"{'yes' if r['equal'] else 'NO'} ({r['tensors']} tensors) | "
+              f"{r['records_lost_or_repeated']} of {r['records']} |", flush=True)
 
 
 if __name__ == "__main__":

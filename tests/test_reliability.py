@@ -48,6 +48,7 @@ def test_sigkill_and_resume_gives_the_uninterrupted_parameters(algorithm: str, t
     result = run_kill_test(algorithm, kills=2, workdir=tmp_path, seed=1, steps=60)
     assert result["kills"] == 2 and result["tracebacks"] == 0
     assert result["equal"], result
+    assert result["records_lost_or_repeated"] == 0 and result["records"] == 60
 
 
 # ----------------------------------------------------------------------------- non-finite values
@@ -198,22 +199,37 @@ def test_failing_disk_while_saving_keeps_the_previous_checkpoint(names_file: Pat
 # ----------------------------------------------------------------------------- hostile data
 
 
-@pytest.mark.parametrize("content, fragment", [
-    (bytes(random.Random(0).randrange(256) for _ in range(4096)), "invalid UTF-8"),
-    (b"anna\n" + b"x" * 1_000_000 + b"\nbob\n", None),  # a million-character line: truncated and counted
-    (b"\xef\xbb\xbfanna\r\nbob\r\n" + b"\r\n".join(n.encode() for n in NAMES) + b"\r\n", None),
-    (b"", "is empty"),
-    (b"\x00" * 64, "NUL byte"),
+RANDOM_BYTES = bytes(random.Random(0).randrange(256) for _ in range(4096))
+ROWS = "".join(f"n{i},f\n" for i in range(30))
+
+
+@pytest.mark.parametrize("suffix, content, fragment", [
+    (".txt", RANDOM_BYTES, "invalid UTF-8"),
+    (".csv", RANDOM_BYTES, "invalid UTF-8"),
+    (".jsonl", RANDOM_BYTES, "invalid UTF-8"),
+    (".txt", b"anna\n" + b"x" * 1_000_000 + b"\nbob\n", None),  # a million-character line: truncated, counted
+    (".csv", ("text,label\nanna,f\n" + "x" * 1_000_000 + ",m\n" + ROWS).encode(), None),
+    (".txt", b"\xef\xbb\xbfanna\r\nbob\r\n" + b"\r\n".join(n.encode() for n in NAMES) + b"\r\n", None),
+    (".csv", b"\xef\xbb\xbftext,label\r\nanna,f\r\n" + ROWS.replace("\n", "\r\n").encode(), None),
+    (".txt", b"", "is empty"),
+    (".csv", b"text,label\n", "holds no examples"),
+    (".txt", b"\x00" * 64, "NUL byte"),
+    (".jsonl", b'{"text": "anna"}\n[1, 2]\n', "line 2: expected a JSON object"),
+    (".jsonl", b'{"text": "anna"}\n{"text": "bo\n', "line 2: invalid JSON"),
+    (".jsonl", b'{"text": null}\n' + "".join(f'{{"text": "n{i}"}}\n' for i in range(30)).encode(), None),
 ])
-def test_hostile_files_never_give_a_traceback(tmp_path: Path, capsys, content: bytes, fragment: str | None) -> None:
-    path = tmp_path / "data.txt"
+def test_hostile_files_never_give_a_traceback(tmp_path: Path, capsys, suffix: str, content: bytes,
+                                              fragment: str | None) -> None:
+    path = tmp_path / f"data{suffix}"
     path.write_bytes(content)
     code = main(["train", PRESET, *tiny_overrides(path, **{"data.valid_size": 1, "data.test_size": 1}),
                  "--runs-dir", str(tmp_path / "runs"), "--quiet"])
     err = capsys.readouterr().err
     assert "Traceback" not in err
     if fragment is None:
-        assert code == 0
+        assert code == 0, err
+        texts = (tmp_path / "runs").glob("*/config.yaml")
+        assert next(texts, None) is not None
     else:
         assert code == 2 and fragment in err.strip().splitlines()[-1]
 
@@ -252,3 +268,24 @@ def test_padding_and_masks_for_random_lengths(lengths: list[int], extra: int) ->
 def test_char_tokenizer_maps_unseen_symbols_to_unk() -> None:
     tok = CharTokenizer.fit(["abc"])
     assert tok.encode("a\U0001F600\ud800") == [tok.encode("a")[0], UNK, UNK]
+
+
+def test_sigterm_finishes_the_step_checkpoints_and_exits_0(names_file: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    cmd = [sys.executable, "-m", "langan", "train", PRESET, *tiny_overrides(names_file, **{"train.steps": 100000}),
+           "--runs-dir", str(tmp_path), "--name", "run", "--quiet"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    run = RunDir(tmp_path / "run")
+    deadline = time.monotonic() + 60
+    while not checkpoint.step_checkpoints(run) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in err
+    assert f"Resume with: langan train --resume {run.path}" in err
+    meta = run.read_meta()
+    assert meta["status"] == "stopped" and 0 < meta["steps_done"] < 100000
+    assert checkpoint.step_checkpoints(run)[-1].name == f"step-{meta['steps_done']}"

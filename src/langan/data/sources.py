@@ -116,11 +116,12 @@ def read_jsonl(path: Path, text_column: str, label_columns: list[str]) -> Corpus
             row = json.loads(line)
         except json.JSONDecodeError as err:
             raise LanganError(f"data file '{path}' line {number}: invalid JSON ({err.msg})") from None
-        if not isinstance(row, dict) or text_column not in row:
-            keys = list(row) if isinstance(row, dict) else []
-            raise LanganError(f"data file '{path}' line {number}: " + str(_column_error(
-                path, text_column, keys, "data.text_column")).split(": ", 1)[-1])
-        value = str(row[text_column]).strip()
+        if not isinstance(row, dict):
+            raise LanganError(f"data file '{path}' line {number}: expected a JSON object like "
+                              f'{{"{text_column}": "..."}}, got {type(row).__name__}')
+        if text_column not in row:
+            raise LanganError(f"line {number} of {_column_error(path, text_column, list(row), 'data.text_column')}")
+        value = "" if row[text_column] is None else str(row[text_column]).strip()  # null = no text
         if value:
             corpus.texts.append(value)
             for c in label_columns:

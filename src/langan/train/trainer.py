@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -178,6 +179,6 @@ class Trainer:
             progress.close()
         if self._stop_signal is not None:
             name = signal.Signals(self._stop_signal).name
-            progress.write(f"stopped by {name} at step {self.step}; checkpoint written. "
-                           f"Resume with: langan train --resume {self.run.path}")
+            print(f"stopped by {name} at step {self.step}; checkpoint written. "  # shown even with --quiet
+                  f"Resume with: langan train --resume {self.run.path}", file=sys.stderr)
         return "finished" if self.step >= self.total_steps or self.early_stopped else "stopped"
