@@ -192,7 +192,8 @@ class EvalConfig:
     num_samples: int = opt(20, "samples written to samples/step-N.txt at each evaluation")
     batch_size: int = opt(256, "batch size of NLL evaluation")
     temperature: float = opt(1.0, "temperature of the samples drawn at evaluation")
-    metrics: list[str] = opt([], "sample metrics logged at each evaluation: unique, novelty, distinct1..4, "
+    metrics: list[str] = opt([], "sample metrics logged at each evaluation (BLEU against the validation split): "
+                             "unique, novelty, distinct1..4, bleu2..5, self_bleu2..5, "
                              "mean_length, eos_rate")
     metric_samples: int = opt(500, "samples drawn for eval.metrics at each evaluation")
 

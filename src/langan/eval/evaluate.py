@@ -14,7 +14,7 @@ from torch import nn
 
 from langan.data.batching import trim
 from langan.errors import LanganError
-from langan.eval.metrics import SAMPLE_METRICS, compute_sample_metrics
+from langan.eval.metrics import SAMPLE_METRICS, Reference, compute_sample_metrics, content_rows
 from langan.eval.nll import nll_per_token
 from langan.eval.samples import draw_samples
 from langan.train.rundir import atomic_write_text
@@ -58,7 +58,8 @@ def _evaluate_generator(loaded: Loaded, gen: nn.Module, names: list[str], settin
     samples = draw_samples(gen, data.tokenizer, n, data.max_length, seed=settings["seed"],
                            temperature=settings["temperature"], top_p=settings["top_p"], top_k=settings["top_k"],
                            cond=algorithm.cond_for(n), allow_eos=data.oracle is None)
-    results |= compute_sample_metrics(sample_names, samples, data.train_set)
+    reference = Reference(data.train_set, content_rows(data.test.tokens))
+    results |= compute_sample_metrics(sample_names, samples, reference)
     disc_accuracy = getattr(algorithm, "disc_accuracy", None)
     if disc_accuracy is not None and len(data.test) and n:
         results["disc_acc"] = disc_accuracy(trim(data.test.tokens[:, 1:]), samples.tokens)

@@ -3,27 +3,47 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-from langan.data.tokenizers import EOS, PAD
+from torch import Tensor
+
+from langan.data.tokenizers import BOS, EOS, PAD
+from langan.eval.bleu import bleu, self_bleu
 from langan.eval.samples import Samples
 
 
-def unique(samples: Samples, train_texts: set[str]) -> float:
+@dataclass
+class Reference:
+    """What sample metrics compare with: training texts (novelty) and reference rows (BLEU).
+
+    `rows` are token ids without BOS/EOS/PAD of the test split for `langan eval`, of the validation split
+    during training (so the test split stays unseen until the end)."""
+
+    train_texts: set[str]
+    rows: list[list[int]]
+
+
+def content_rows(tokens: Tensor) -> list[list[int]]:
+    """[N, T] ids -> one list of content ids per row (BOS, EOS and PAD dropped)."""
+    return [[t for t in row if t not in (PAD, BOS, EOS)] for row in tokens.tolist()]
+
+
+def unique(samples: Samples, ref: Reference) -> float:
     """Fraction of samples that are distinct texts: |set(samples)| / N."""
     return len(set(samples.texts)) / max(len(samples.texts), 1)
 
 
-def novelty(samples: Samples, train_texts: set[str]) -> float:
+def novelty(samples: Samples, ref: Reference) -> float:
     """Fraction of samples (with repeats) whose text is not in the training split."""
-    return sum(t not in train_texts for t in samples.texts) / max(len(samples.texts), 1)
+    return sum(t not in ref.train_texts for t in samples.texts) / max(len(samples.texts), 1)
 
 
-def mean_length(samples: Samples, train_texts: set[str]) -> float:
+def mean_length(samples: Samples, ref: Reference) -> float:
     """Mean number of generated tokens per sample, EOS included."""
     return float(samples.lengths.float().mean()) if len(samples.lengths) else float("nan")
 
 
-def eos_rate(samples: Samples, train_texts: set[str]) -> float:
+def eos_rate(samples: Samples, ref: Reference) -> float:
     """Fraction of samples that ended with EOS (the rest hit the maximum length)."""
     return float(samples.ended.float().mean()) if len(samples.ended) else float("nan")
 
@@ -33,9 +53,9 @@ def _ngrams(tokens: Iterable[int], n: int) -> list[tuple[int, ...]]:
     return [tuple(seq[i:i + n]) for i in range(len(seq) - n + 1)]
 
 
-def distinct(n: int) -> Callable[[Samples, set[str]], float]:
-    def metric(samples: Samples, train_texts: set[str]) -> float:
-        rows = [[t for t in row if t not in (PAD, EOS)] for row in samples.tokens.tolist()]
+def distinct(n: int) -> Callable[[Samples, Reference], float]:
+    def metric(samples: Samples, ref: Reference) -> float:
+        rows = content_rows(samples.tokens)
         grams = [g for row in rows for g in _ngrams(row, n)]
         return len(set(grams)) / max(len(grams), 1)
 
@@ -44,12 +64,32 @@ def distinct(n: int) -> Callable[[Samples, set[str]], float]:
     return metric
 
 
-SAMPLE_METRICS: dict[str, Callable[[Samples, set[str]], float]] = {
+def bleu_metric(n: int) -> Callable[[Samples, Reference], float]:
+    def metric(samples: Samples, ref: Reference) -> float:
+        return bleu(content_rows(samples.tokens), ref.rows, n)
+
+    metric.__doc__ = (f"BLEU-{n}: mean sentence BLEU of each sample against all reference rows (the whole test "
+                      "split), uniform weights, nltk method1 smoothing (langan.eval.bleu).")
+    return metric
+
+
+def self_bleu_metric(n: int) -> Callable[[Samples, Reference], float]:
+    def metric(samples: Samples, ref: Reference) -> float:
+        return self_bleu(content_rows(samples.tokens), n)
+
+    metric.__doc__ = (f"self-BLEU-{n}: mean sentence BLEU of each sample against all the other samples, never "
+                      "itself (lower = more diverse).")
+    return metric
+
+
+SAMPLE_METRICS: dict[str, Callable[[Samples, Reference], float]] = {
     "unique": unique, "novelty": novelty, "mean_length": mean_length, "eos_rate": eos_rate,
     **{f"distinct{n}": distinct(n) for n in range(1, 5)},
+    **{f"bleu{n}": bleu_metric(n) for n in range(2, 6)},
+    **{f"self_bleu{n}": self_bleu_metric(n) for n in range(2, 6)},
 }
 
 
-def compute_sample_metrics(names: Iterable[str], samples: Samples, train_texts: set[str]) -> dict[str, float]:
-    return {name: SAMPLE_METRICS[name](samples, train_texts) for name in names}
+def compute_sample_metrics(names: Iterable[str], samples: Samples, ref: Reference) -> dict[str, float]:
+    return {name: SAMPLE_METRICS[name](samples, ref) for name in names}
 
