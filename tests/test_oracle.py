@@ -49,3 +49,39 @@ def test_samples_of_an_oracle_run_never_end_early(tmp_path) -> None:
                  "--runs-dir", str(tmp_path), "--name", "o", "--quiet"]) == 0
     results = evaluate_run(str(tmp_path / "o"), n=40, metrics=["eos_rate", "mean_length"])
     assert results["eos_rate"] == 0 and results["mean_length"] == 6
+
+
+def test_nll_oracle_metric_reference_points() -> None:
+    """Through the metric path (vocabulary ids -> oracle ids): own samples ~5.75, uniform tokens ~11.44."""
+    from langan.config import load_config
+    from langan.data.dataset import load_data
+    from langan.eval.metrics import nll_oracle, reference_for
+    from langan.eval.samples import Samples
+
+    path = SHARED_DATA / "seqgan_oracle_len20.npz"
+    cfg = load_config(None, ["data.source=oracle", f"data.oracle.params={path}", "data.oracle.num_samples=2000",
+                             "data.valid_size=100", "data.test_size=500"]).data
+    data = load_data(cfg)
+    ref = reference_for(data, "test")
+    own = data.test.tokens[:, 1:-1]  # the oracle's held-out samples, BOS and EOS dropped
+    as_samples = Samples([], own, torch.full((len(own),), 20), torch.zeros(len(own), dtype=torch.bool))
+    assert nll_oracle(as_samples, ref) == pytest.approx(5.75, abs=0.15)
+    g = torch.Generator().manual_seed(0)
+    uniform = torch.randint(4, data.tokenizer.vocab_size, (1000, 20), generator=g)
+    assert nll_oracle(Samples([], uniform, own.new_full((1000,), 20), own.new_zeros(1000).bool()),
+                      ref) == pytest.approx(11.44, abs=0.15)
+
+
+def test_oracle_run_reports_nll_oracle_and_nll_gen(tmp_path) -> None:
+    from langan.cli import main
+    from langan.eval.evaluate import evaluate_run
+
+    assert main(["train", "data.source=oracle", "data.oracle.vocab_size=30", "data.oracle.num_samples=64",
+                 "data.oracle.length=6", "data.valid_size=8", "data.test_size=8", "generator.hidden_size=16",
+                 "generator.num_layers=1", "generator.num_heads=2", "train.steps=2", "eval.every=2",
+                 "eval.metrics=[nll_oracle]", "--runs-dir", str(tmp_path), "--name", "o", "--quiet"]) == 0
+    results = evaluate_run(str(tmp_path / "o"), n=40)
+    assert {"nll", "nll_gen", "nll_oracle", "bleu4", "self_bleu4"} <= results.keys()
+    assert results["nll_gen"] == pytest.approx(results["nll"])  # oracle rows hold no EOS; at T=1 the two agree
+    hot = evaluate_run(str(tmp_path / "o"), n=40, temperature=2.0, metrics=["nll_gen"])
+    assert hot["nll_gen"] != results["nll_gen"]

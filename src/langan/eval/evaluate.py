@@ -14,24 +14,30 @@ from torch import nn
 
 from langan.data.batching import trim
 from langan.errors import LanganError
-from langan.eval.metrics import SAMPLE_METRICS, Reference, compute_sample_metrics, content_rows
+from langan.eval.metrics import ORACLE_ONLY, SAMPLE_METRICS, compute_sample_metrics, reference_for
 from langan.eval.nll import nll_per_token
 from langan.eval.samples import draw_samples
 from langan.train.rundir import atomic_write_text
 from langan.train.session import Loaded, load_trained
 
-METRICS = ("nll", *SAMPLE_METRICS)
+METRICS = ("nll", "nll_gen", *SAMPLE_METRICS)
+ORACLE_METRICS = ("nll_gen", *ORACLE_ONLY)
+
+
+def default_metrics(oracle: bool) -> list[str]:
+    """Every metric that applies: the oracle ones only for data.source=oracle."""
+    return [m for m in METRICS if oracle or m not in ORACLE_METRICS]
 
 
 def evaluate_run(run_dir: str, n: int = 1000, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
                  seed: int = 0, which: str = "auto", metrics: list[str] | None = None) -> dict[str, Any]:
     """Metrics of the run's generator; for GANs also of the pretrained generator (under "compare"), and
     `disc_acc`, the balanced accuracy of the run's discriminator on test text vs each generator's samples."""
-    names = list(metrics or METRICS)
-    unknown = [m for m in names if m not in METRICS]
+    unknown = [m for m in metrics or [] if m not in METRICS]
     if unknown:
         raise LanganError(f"unknown metric '{unknown[0]}'; available: {', '.join(METRICS)}")
     loaded = load_trained(run_dir, which)
+    names = list(metrics or default_metrics(loaded.data.oracle is not None))
     settings = {"n": n, "temperature": temperature, "top_p": top_p, "top_k": top_k, "seed": seed}
     results = _evaluate_generator(loaded, loaded.algorithm.generator, names, settings)
     others = loaded.algorithm.generators_to_compare()
@@ -51,6 +57,9 @@ def _evaluate_generator(loaded: Loaded, gen: nn.Module, names: list[str], settin
     results: dict[str, float] = {}
     if "nll" in names:
         results["nll"] = nll_per_token(gen, data.test.tokens, loaded.cfg.eval.batch_size)
+    if "nll_gen" in names:  # Caccia et al. 2020: held-out NLL under the tempered model, EOS not counted
+        results["nll_gen"] = nll_per_token(gen, data.test.tokens, loaded.cfg.eval.batch_size,
+                                           temperature=settings["temperature"], count_eos=False)
     sample_names = [m for m in names if m in SAMPLE_METRICS]
     if not sample_names:
         return results
@@ -58,7 +67,7 @@ def _evaluate_generator(loaded: Loaded, gen: nn.Module, names: list[str], settin
     samples = draw_samples(gen, data.tokenizer, n, data.max_length, seed=settings["seed"],
                            temperature=settings["temperature"], top_p=settings["top_p"], top_k=settings["top_k"],
                            cond=algorithm.cond_for(n), allow_eos=data.oracle is None)
-    reference = Reference(data.train_set, content_rows(data.test.tokens))
+    reference = reference_for(data, "test")
     results |= compute_sample_metrics(sample_names, samples, reference)
     disc_accuracy = getattr(algorithm, "disc_accuracy", None)
     if disc_accuracy is not None and len(data.test) and n:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
-from langan.data.tokenizers import BOS, EOS, PAD
+from langan.data.dataset import DataBundle
+from langan.data.tokenizers import BOS, EOS, PAD, SPECIALS
+from langan.errors import LanganError
 from langan.eval.bleu import bleu, self_bleu
 from langan.eval.samples import Samples
+from langan.models.oracle import OracleLSTM
 
 
 @dataclass
@@ -21,6 +25,18 @@ class Reference:
 
     train_texts: set[str]
     rows: list[list[int]]
+    oracle: OracleLSTM | None = None  # data.source=oracle: the true model, for nll_oracle
+    oracle_ids: Tensor | None = None  # [V] vocabulary id -> oracle token id (-1 for the specials)
+
+
+def reference_for(data: DataBundle, split: str) -> Reference:
+    """Metric references from a DataBundle: its training texts and the content rows of `split`."""
+    tokens = getattr(data, split).tokens
+    if data.oracle is None:
+        return Reference(data.train_set, content_rows(tokens))
+    itos = data.tokenizer.itos
+    ids = torch.tensor([-1] * len(SPECIALS) + [int(s) for s in itos[len(SPECIALS):]])
+    return Reference(data.train_set, content_rows(tokens), data.oracle, ids)
 
 
 def content_rows(tokens: Tensor) -> list[list[int]]:
@@ -82,12 +98,25 @@ def self_bleu_metric(n: int) -> Callable[[Samples, Reference], float]:
     return metric
 
 
+def nll_oracle(samples: Samples, ref: Reference) -> float:
+    """NLL_oracle (SeqGAN): mean negative log-likelihood per token of the samples under the true oracle
+    (fixed-length samples, no EOS; the oracle's own samples score its entropy rate, 5.75 for SeqGAN's)."""
+    if ref.oracle is None or ref.oracle_ids is None:
+        raise LanganError("nll_oracle needs data.source=oracle (it scores samples with the true oracle)")
+    ids = ref.oracle_ids[samples.tokens.clamp(min=0)]  # [N, L]
+    if (ids < 0).any():
+        raise LanganError("nll_oracle: samples hold special tokens; oracle runs sample with EOS disallowed")
+    return float(-ref.oracle.log_prob(ids).mean())
+
+
 SAMPLE_METRICS: dict[str, Callable[[Samples, Reference], float]] = {
     "unique": unique, "novelty": novelty, "mean_length": mean_length, "eos_rate": eos_rate,
     **{f"distinct{n}": distinct(n) for n in range(1, 5)},
     **{f"bleu{n}": bleu_metric(n) for n in range(2, 6)},
     **{f"self_bleu{n}": self_bleu_metric(n) for n in range(2, 6)},
+    "nll_oracle": nll_oracle,
 }
+ORACLE_ONLY = ("nll_oracle",)
 
 
 def compute_sample_metrics(names: Iterable[str], samples: Samples, ref: Reference) -> dict[str, float]:

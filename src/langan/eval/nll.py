@@ -10,7 +10,8 @@ from langan.losses import token_nll_sum
 
 
 @torch.no_grad()
-def nll_per_token(model: nn.Module, tokens: Tensor, batch_size: int = 256, cond: Tensor | None = None) -> float:
+def nll_per_token(model: nn.Module, tokens: Tensor, batch_size: int = 256, cond: Tensor | None = None,
+                  temperature: float = 1.0, count_eos: bool = True) -> float:
     """Mean NLL over every target token of right-padded rows [N, T+1]; never updates the model."""
     if len(tokens) == 0:
         return float("nan")
@@ -21,7 +22,7 @@ def nll_per_token(model: nn.Module, tokens: Tensor, batch_size: int = 256, cond:
     count = torch.zeros((), dtype=torch.long, device=device)
     for i, batch in enumerate(iterate_in_order(tokens, batch_size)):
         c = cond[i * batch_size: (i + 1) * batch_size] if cond is not None else None
-        nll, n = token_nll_sum(model, batch.to(device), c)
+        nll, n = token_nll_sum(model, batch.to(device), c, temperature, count_eos)
         total += nll.double()
         count += n
     model.train(was_training)

@@ -22,7 +22,7 @@ from langan.config import Config, flatten, load_config, save_config, to_dict
 from langan.data.dataset import DataBundle, load_data
 from langan.data.tokenizers import tokenizer_from_json
 from langan.errors import LanganError
-from langan.eval.metrics import SAMPLE_METRICS
+from langan.eval.metrics import ORACLE_ONLY, SAMPLE_METRICS
 from langan.models import count_parameters
 from langan.train import checkpoint
 from langan.train.rundir import RunDir, start_meta
@@ -67,6 +67,8 @@ def _check(cfg: Config) -> None:
     unknown = [m for m in cfg.eval.metrics if m not in SAMPLE_METRICS]
     if unknown:
         raise LanganError(f"eval.metrics: unknown metric '{unknown[0]}'; known: {', '.join(SAMPLE_METRICS)}")
+    if cfg.data.source != "oracle" and set(cfg.eval.metrics) & set(ORACLE_ONLY):
+        raise LanganError("eval.metrics: nll_oracle needs data.source=oracle (it scores samples with the oracle)")
 
 
 def _setup_torch(cfg: Config) -> torch.device:

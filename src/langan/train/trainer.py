@@ -21,7 +21,7 @@ from langan.data.batching import BatchIterator
 from langan.data.dataset import DataBundle
 from langan.data.tokenizers import PAD
 from langan.errors import LanganError
-from langan.eval.metrics import Reference, compute_sample_metrics, content_rows
+from langan.eval.metrics import compute_sample_metrics, reference_for
 from langan.eval.nll import nll_per_token
 from langan.eval.samples import draw_samples, one_line
 from langan.train import checkpoint
@@ -81,7 +81,7 @@ class Trainer:
                                seed=self.cfg.train.seed * 7919 + self.step, temperature=ecfg.temperature,
                                cond=self.algorithm.cond_for(n),
                                allow_eos=self.data.oracle is None)
-        reference = Reference(self.data.train_set, content_rows(self.data.valid.tokens))  # test stays unseen
+        reference = reference_for(self.data, "valid")  # the test split stays unseen until `langan eval`
         metrics = compute_sample_metrics(ecfg.metrics, samples, reference)
         results |= {f"eval/{k}": v for k, v in metrics.items()}
         shown = samples.texts[: ecfg.num_samples]
