@@ -87,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", help="comma-separated metrics (default: all available)")
     p.add_argument("--json", action="store_true", help="print eval.json instead of a table")
 
+    p = sub.add_parser("sweep-temperature", help="quality vs diversity of runs over sampling temperatures "
+                       "(CSV + PNG)")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--temperatures", default="0.6:1.4:0.1", help="start:stop:step or a list (default: 0.6:1.4:0.1)")
+    p.add_argument("--n", type=_positive_int, default=1000, help="samples per run and temperature (default: 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="sweep-temperature.png", help="PNG path; the CSV goes beside it")
+
     p = sub.add_parser("runs", help="list runs, or `langan runs diff RUN_A RUN_B`")
     p.add_argument("args", nargs="*", metavar="ARG", help="[RUNS_DIR] | diff RUN_A RUN_B")
 
@@ -177,6 +185,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep_temperature(args: argparse.Namespace) -> int:
+    from langan.eval.sweep import parse_temperatures, sweep_temperature, write_outputs
+
+    temperatures = parse_temperatures(args.temperatures)
+
+    def show(row: dict) -> None:
+        print(f"{row['run']:<32} T={row['temperature']:<5g} {row['quality_metric']} {row['quality']:.4f}  "
+              f"{row['diversity_metric']} {row['diversity']:.4f}", file=sys.stderr)
+
+    rows = sweep_temperature(args.run_dirs, temperatures, n=args.n, seed=args.seed, progress=show)
+    csv_path = write_outputs(rows, Path(args.out))
+    print(f"wrote {csv_path} and {args.out}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- runs / config
 
 
@@ -205,7 +228,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "runs": cmd_runs, "config": cmd_config}
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "runs": cmd_runs, "config": cmd_config,
+            "sweep-temperature": cmd_sweep_temperature}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

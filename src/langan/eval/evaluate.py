@@ -31,23 +31,33 @@ def default_metrics(oracle: bool) -> list[str]:
 
 def evaluate_run(run_dir: str, n: int = 1000, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
                  seed: int = 0, which: str = "auto", metrics: list[str] | None = None) -> dict[str, Any]:
-    """Metrics of the run's generator; for GANs also of the pretrained generator (under "compare"), and
-    `disc_acc`, the balanced accuracy of the run's discriminator on test text vs each generator's samples."""
-    unknown = [m for m in metrics or [] if m not in METRICS]
-    if unknown:
-        raise LanganError(f"unknown metric '{unknown[0]}'; available: {', '.join(METRICS)}")
+    """Metrics of the run's generator, written to RUN_DIR/eval.json; for GANs also of the pretrained generator
+    (under "compare"), and `disc_acc`, the balanced accuracy of the run's discriminator on test text vs each
+    generator's samples."""
+    check_metrics(metrics)
     loaded = load_trained(run_dir, which)
-    names = list(metrics or default_metrics(loaded.data.oracle is not None))
     settings = {"n": n, "temperature": temperature, "top_p": top_p, "top_k": top_k, "seed": seed}
-    results = _evaluate_generator(loaded, loaded.algorithm.generator, names, settings)
-    others = loaded.algorithm.generators_to_compare()
-    if others:
-        results["generator"] = loaded.algorithm.generator_label
-        results["compare"] = {name: _evaluate_generator(loaded, gen, names, settings) for name, gen in others.items()}
+    results = evaluate_loaded(loaded, metrics or default_metrics(loaded.data.oracle is not None), settings)
     results |= {"n_samples": n, "temperature": temperature, "top_p": top_p, "top_k": top_k, "seed": seed,
                 "checkpoint": loaded.checkpoint.name, "step": loaded.trainer_state.get("step"),
                 "test_examples": len(loaded.data.test), "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     atomic_write_text(loaded.run.eval_path, json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def check_metrics(metrics: list[str] | None) -> None:
+    unknown = [m for m in metrics or [] if m not in METRICS]
+    if unknown:
+        raise LanganError(f"unknown metric '{unknown[0]}'; available: {', '.join(METRICS)}")
+
+
+def evaluate_loaded(loaded: Loaded, names: list[str], settings: dict[str, Any]) -> dict[str, Any]:
+    """`names` of the run's generator and, under "compare", of the algorithm's other generators."""
+    results: dict[str, Any] = _evaluate_generator(loaded, loaded.algorithm.generator, names, settings)
+    others = loaded.algorithm.generators_to_compare()
+    if others:
+        results["generator"] = loaded.algorithm.generator_label
+        results["compare"] = {name: _evaluate_generator(loaded, gen, names, settings) for name, gen in others.items()}
     return results
 
 
