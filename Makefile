@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 # A short version of the REINFORCE GAN preset: MLE pretraining, a few adversarial steps, then samples and
 # the pretrained-versus-adversarial table (valid NLL on the test split, unique, novelty, D accuracy).
 run: $(STAMP)
-	$(BIN)/langan train configs/names-reinforce.yaml train.pretrain_steps=300 train.steps=100 eval.every=100 \
+	$(BIN)/langan train configs/names-reinforce.yaml train.pretrain_steps=250 train.steps=60 eval.every=100 \
 		--name make-run --overwrite
 	$(BIN)/langan sample runs/make-run --n 20 --temperature 1.0
 	$(BIN)/langan eval runs/make-run --n 1000
