@@ -48,7 +48,8 @@ def test_sigkill_and_resume_gives_the_uninterrupted_parameters(algorithm: str, t
     result = run_kill_test(algorithm, kills=2, workdir=tmp_path, seed=1, steps=60)
     assert result["kills"] == 2 and result["tracebacks"] == 0
     assert result["equal"], result
-    assert result["records_lost_or_repeated"] == 0 and result["records"] == 60
+    assert result["records_lost_or_repeated"] == 0
+    assert result["records"] == {"mle": 60, "reinforce": 70}[algorithm]  # every step logged (GAN: + pretraining)
 
 
 # ----------------------------------------------------------------------------- non-finite values
