@@ -290,3 +290,13 @@ def test_sigterm_finishes_the_step_checkpoints_and_exits_0(names_file: Path, tmp
     meta = run.read_meta()
     assert meta["status"] == "stopped" and 0 < meta["steps_done"] < 100000
     assert checkpoint.step_checkpoints(run)[-1].name == f"step-{meta['steps_done']}"
+
+
+def test_a_save_clears_folders_left_by_a_killed_save(names_file: Path, tmp_path: Path) -> None:
+    assert train(tmp_path, names_file, "train.steps=6", "--stop-after", "3") == 0
+    run = RunDir(tmp_path / "run")
+    stale = run.checkpoints_dir / ".tmp-step-9-999999"
+    stale.mkdir()
+    (stale / "generator.safetensors").write_bytes(b"half")
+    assert main(["train", "--resume", str(run.path), "--quiet"]) == 0
+    assert not stale.exists() and checkpoint.step_checkpoints(run)[-1].name == "step-6"

@@ -86,7 +86,8 @@ def save_checkpoint(run: RunDir, name: str, networks: dict[str, torch.nn.Module]
     final, tmp = root / name, root / f".tmp-{name}-{os.getpid()}"
     try:
         root.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+        for stale in root.glob(".tmp-*"):  # left by a process killed mid-save (one writer per run at a time)
+            shutil.rmtree(stale, ignore_errors=True)
         tmp.mkdir()
         _write_files(tmp, networks, {"algorithm": algorithm_state, "rng": capture_rng()}, trainer_state)
         if final.exists():  # swap; a crash between the two renames leaves .old-<name> for find_checkpoint
