@@ -187,12 +187,15 @@ def test_failing_disk_while_saving_keeps_the_previous_checkpoint(names_file: Pat
 
     if failure == errno.ENOSPC:
         monkeypatch.setattr(checkpoint.safetensors.torch, "save_model", full_disk)
+    elif os.geteuid() != 0:  # a real read-only directory where permissions apply
+        run.checkpoints_dir.chmod(0o555)
     else:
         monkeypatch.setattr(checkpoint.os, "replace", broken_replace)
     capsys.readouterr()
     assert main(["train", "--resume", str(run.path), "--quiet"]) == 2
     line = last_line(capsys)
     assert "cannot write checkpoint" in line and os.strerror(failure) in line and "intact" in line
+    run.checkpoints_dir.chmod(0o755)
     assert checkpoint.step_checkpoints(run)[-1] == good and checkpoint.verify(good) is None
     assert not list(run.checkpoints_dir.glob(".tmp-*")), "no half-written folder left behind"
 
