@@ -196,6 +196,8 @@ class EvalConfig:
                              "unique, novelty, distinct1..4, bleu2..5, self_bleu2..5, "
                              "mean_length, eos_rate")
     metric_samples: int = opt(500, "samples drawn for eval.metrics at each evaluation")
+    lm_steps: int = opt(1000, "langan eval: training steps of the small LM behind lm_score / reverse_lm_score")
+    c2st_steps: int = opt(300, "langan eval: training steps of the fresh classifier behind c2st_acc")
 
 
 @dataclass

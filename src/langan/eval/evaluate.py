@@ -10,23 +10,26 @@ import json
 import time
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from langan.data.batching import trim
 from langan.errors import LanganError
+from langan.eval import learned
 from langan.eval.metrics import ORACLE_ONLY, SAMPLE_METRICS, compute_sample_metrics, reference_for
 from langan.eval.nll import nll_per_token
 from langan.eval.samples import draw_samples
 from langan.train.rundir import atomic_write_text
 from langan.train.session import Loaded, load_trained
 
-METRICS = ("nll", "nll_gen", *SAMPLE_METRICS)
+TRAINED_METRICS = ("c2st_acc", "lm_score", "reverse_lm_score")  # each trains a model: only on request
+METRICS = ("nll", "nll_gen", *SAMPLE_METRICS, *TRAINED_METRICS)
 ORACLE_METRICS = ("nll_gen", *ORACLE_ONLY)
 
 
 def default_metrics(oracle: bool) -> list[str]:
-    """Every metric that applies: the oracle ones only for data.source=oracle."""
-    return [m for m in METRICS if oracle or m not in ORACLE_METRICS]
+    """Every cheap metric that applies (the oracle ones only for data.source=oracle); the ones that train
+    a model (c2st_acc, lm_score, reverse_lm_score) only when named with --metrics."""
+    return [m for m in METRICS if (oracle or m not in ORACLE_METRICS) and m not in TRAINED_METRICS]
 
 
 def evaluate_run(run_dir: str, n: int = 1000, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
@@ -71,7 +74,7 @@ def _evaluate_generator(loaded: Loaded, gen: nn.Module, names: list[str], settin
         results["nll_gen"] = nll_per_token(gen, data.test.tokens, loaded.cfg.eval.batch_size,
                                            temperature=settings["temperature"], count_eos=False)
     sample_names = [m for m in names if m in SAMPLE_METRICS]
-    if not sample_names:
+    if not sample_names and not set(names) & set(TRAINED_METRICS):
         return results
     n = settings["n"]
     samples = draw_samples(gen, data.tokenizer, n, data.max_length, seed=settings["seed"],
@@ -82,7 +85,21 @@ def _evaluate_generator(loaded: Loaded, gen: nn.Module, names: list[str], settin
     disc_accuracy = getattr(algorithm, "disc_accuracy", None)
     if disc_accuracy is not None and len(data.test) and n:
         results["disc_acc"] = disc_accuracy(trim(data.test.tokens[:, 1:]), samples.tokens)
-    return results
+    return results | _trained_metrics(loaded, names, samples.tokens, settings["seed"])
+
+
+def _trained_metrics(loaded: Loaded, names: list[str], samples: Tensor, seed: int) -> dict[str, float]:
+    data, ecfg = loaded.data, loaded.cfg.eval
+    vocab, length = data.tokenizer.vocab_size, data.max_length + 1
+    out = {}
+    if "c2st_acc" in names:
+        out["c2st_acc"] = learned.c2st_accuracy(data.test.tokens[:, 1:], samples, vocab, length, ecfg.c2st_steps, seed)
+    if "lm_score" in names:
+        out["lm_score"] = learned.lm_score(samples, data.train.tokens, vocab, length, ecfg.lm_steps, seed)
+    if "reverse_lm_score" in names:
+        out["reverse_lm_score"] = learned.reverse_lm_score(samples, data.test.tokens, vocab, length, ecfg.lm_steps,
+                                                           seed)
+    return out
 
 
 def format_table(results: dict[str, Any]) -> str:
