@@ -21,14 +21,15 @@ from langan.eval.samples import draw_samples
 from langan.train.rundir import atomic_write_text
 from langan.train.session import Loaded, load_trained
 
-TRAINED_METRICS = ("c2st_acc", "lm_score", "reverse_lm_score")  # each trains a model: only on request
+# each trains or loads a model: computed only when named with --metrics
+TRAINED_METRICS = ("c2st_acc", "lm_score", "reverse_lm_score", "fed")
 METRICS = ("nll", "nll_gen", *SAMPLE_METRICS, *TRAINED_METRICS)
 ORACLE_METRICS = ("nll_gen", *ORACLE_ONLY)
 
 
 def default_metrics(oracle: bool) -> list[str]:
     """Every cheap metric that applies (the oracle ones only for data.source=oracle); the ones that train
-    a model (c2st_acc, lm_score, reverse_lm_score) only when named with --metrics."""
+    or load a model (c2st_acc, lm_score, reverse_lm_score, fed) only when named with --metrics."""
     return [m for m in METRICS if (oracle or m not in ORACLE_METRICS) and m not in TRAINED_METRICS]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -25,18 +25,19 @@ class Reference:
 
     train_texts: set[str]
     rows: list[list[int]]
+    texts: list[str] = field(default_factory=list)  # the reference split as text (fed)
     oracle: OracleLSTM | None = None  # data.source=oracle: the true model, for nll_oracle
     oracle_ids: Tensor | None = None  # [V] vocabulary id -> oracle token id (-1 for the specials)
 
 
 def reference_for(data: DataBundle, split: str) -> Reference:
     """Metric references from a DataBundle: its training texts and the content rows of `split`."""
-    tokens = getattr(data, split).tokens
+    part = getattr(data, split)
     if data.oracle is None:
-        return Reference(data.train_set, content_rows(tokens))
+        return Reference(data.train_set, content_rows(part.tokens), list(part.texts))
     itos = data.tokenizer.itos
     ids = torch.tensor([-1] * len(SPECIALS) + [int(s) for s in itos[len(SPECIALS):]])
-    return Reference(data.train_set, content_rows(tokens), data.oracle, ids)
+    return Reference(data.train_set, content_rows(part.tokens), list(part.texts), data.oracle, ids)
 
 
 def content_rows(tokens: Tensor) -> list[list[int]]:
@@ -109,12 +110,21 @@ def nll_oracle(samples: Samples, ref: Reference) -> float:
     return float(-ref.oracle.log_prob(ids).mean())
 
 
+def fed_metric(samples: Samples, ref: Reference) -> float:
+    """FED: Fréchet distance between all-MiniLM-L6-v2 sentence-embedding Gaussians of the samples and of the
+    reference split, same N on both sides (langan.eval.fed; needs the `fed` extra)."""
+    from langan.eval.fed import fed
+
+    return fed(samples.texts, ref.texts)
+
+
 SAMPLE_METRICS: dict[str, Callable[[Samples, Reference], float]] = {
     "unique": unique, "novelty": novelty, "mean_length": mean_length, "eos_rate": eos_rate,
     **{f"distinct{n}": distinct(n) for n in range(1, 5)},
     **{f"bleu{n}": bleu_metric(n) for n in range(2, 6)},
     **{f"self_bleu{n}": self_bleu_metric(n) for n in range(2, 6)},
     "nll_oracle": nll_oracle,
+    "fed": fed_metric,
 }
 ORACLE_ONLY = ("nll_oracle",)
 
