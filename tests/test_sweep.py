@@ -40,3 +40,25 @@ def test_sweep_of_an_mle_and_a_gan_run(names_file: Path, tmp_path: Path, capsys)
     assert by_t["0.3"] > by_t["3.0"], f"colder sampling should repeat itself more (self-BLEU): {by_t}"
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
     assert not (tmp_path / "mle" / "eval.json").exists(), "a sweep must not overwrite a run's eval.json"
+
+
+def test_lm_pair_and_evaluation_has_no_side_effects(names_file: Path, tmp_path: Path, capsys) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from langan.eval.evaluate import METRICS, evaluate_run
+
+    overrides = tiny_overrides(names_file, **{"eval.lm_steps": 10, "eval.c2st_steps": 10})
+    assert main(["train", str(REPO / "configs" / "names-mle.yaml"), *overrides, "--runs-dir", str(tmp_path),
+                 "--name", "r", "--quiet"]) == 0
+    weights = {p: load_file(str(p)) for p in (tmp_path / "r" / "checkpoints").glob("*/generator.safetensors")}
+    rng = torch.get_rng_state()
+    evaluate_run(str(tmp_path / "r"), n=20, metrics=[m for m in METRICS if m not in ("fed", "nll_oracle")])
+    assert torch.equal(rng, torch.get_rng_state()), "evaluation consumed the global RNG"
+    for path, tensors in weights.items():
+        assert all(torch.equal(v, load_file(str(path))[k]) for k, v in tensors.items())
+    out = tmp_path / "lm.png"
+    assert main(["sweep-temperature", str(tmp_path / "r"), "--temperatures", "0.8,1.2", "--n", "20", "--pair", "lm",
+                 "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.with_suffix(".csv").open()))
+    assert {r["quality_metric"] for r in rows} == {"lm_score"} and len(rows) == 2

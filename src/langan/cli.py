@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=_positive_int, default=1000, help="samples per run and temperature (default: 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="sweep-temperature.png", help="PNG path; the CSV goes beside it")
+    p.add_argument("--pair", default="auto", choices=["auto", "text", "oracle", "lm"],
+                   help="quality/diversity figures: auto = bleu4/self_bleu4 on text, nll_oracle/nll_gen on the "
+                   "oracle; lm = lm_score/reverse_lm_score")
 
     p = sub.add_parser("runs", help="list runs, or `langan runs diff RUN_A RUN_B`")
     p.add_argument("args", nargs="*", metavar="ARG", help="[RUNS_DIR] | diff RUN_A RUN_B")
@@ -194,7 +197,7 @@ def cmd_sweep_temperature(args: argparse.Namespace) -> int:
         print(f"{row['run']:<32} T={row['temperature']:<5g} {row['quality_metric']} {row['quality']:.4f}  "
               f"{row['diversity_metric']} {row['diversity']:.4f}", file=sys.stderr)
 
-    rows = sweep_temperature(args.run_dirs, temperatures, n=args.n, seed=args.seed, progress=show)
+    rows = sweep_temperature(args.run_dirs, temperatures, n=args.n, seed=args.seed, progress=show, pair=args.pair)
     csv_path = write_outputs(rows, Path(args.out))
     print(f"wrote {csv_path} and {args.out}")
     return 0

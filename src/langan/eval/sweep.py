@@ -5,7 +5,7 @@ does too when sampled colder (Caccia et al. 2020). So each run is scored at ever
 quality and one diversity figure, and the curves are compared as a whole:
   text:    BLEU-4 against the test split (quality, higher is better) vs self-BLEU-4 (lower = more diverse);
   oracle:  nll_oracle (quality, lower is better) vs nll_gen (held-out NLL of the tempered model);
-  --pair lm: lm_score vs reverse_lm_score is not implemented yet (it needs the LM-scoring of issue 5).
+  --pair lm: lm_score vs reverse_lm_score (both lower is better; each point trains two small LMs).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from langan.eval.evaluate import evaluate_loaded
 from langan.fileio import atomic_write_text
 from langan.train.session import load_trained
 
-PAIRS = {"text": ("bleu4", "self_bleu4"), "oracle": ("nll_oracle", "nll_gen")}
+PAIRS = {"text": ("bleu4", "self_bleu4"), "oracle": ("nll_oracle", "nll_gen"), "lm": ("lm_score", "reverse_lm_score")}
 
 
 def parse_temperatures(spec: str) -> list[float]:
@@ -43,14 +43,14 @@ def parse_temperatures(spec: str) -> list[float]:
 
 
 def sweep_temperature(run_dirs: list[str], temperatures: list[float], n: int = 1000, seed: int = 0,
-                      progress: Any = None) -> list[dict[str, Any]]:
+                      progress: Any = None, pair: str = "auto") -> list[dict[str, Any]]:
     """One row per (run, generator, temperature): the quality and the diversity figure. A GAN run adds a
     curve for its pretrained generator, so MLE and adversarial training meet on one frontier."""
     runs = [load_trained(r) for r in run_dirs]
     kinds = {"oracle" if r.data.oracle is not None else "text" for r in runs}
     if len(kinds) > 1:
         raise LanganError("sweep-temperature: mix of oracle and text runs; their figures are not comparable")
-    quality, diversity = PAIRS[kinds.pop()]
+    quality, diversity = PAIRS[kinds.pop() if pair == "auto" else pair]
     rows = []
     for loaded in runs:
         for t in temperatures:

@@ -209,5 +209,6 @@ def load_trained(run_dir: str | Path, which: str = "auto") -> Loaded:
         by_nll = ALGORITHMS[cfg.algorithm].select_by_valid_nll
         which = "best" if by_nll and (run.checkpoints_dir / "best").is_dir() else "latest"
     path = checkpoint.find_checkpoint(run, which)
-    algorithm, _, trainer_state = _restore(cfg, data, device, path)
+    with torch.random.fork_rng(devices=[]):  # building networks draws initial weights: keep the caller's RNG
+        algorithm, _, trainer_state = _restore(cfg, data, device, path)
     return Loaded(cfg, run, data, algorithm, path, trainer_state)
