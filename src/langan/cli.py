@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
     p.add_argument("--steps", type=_positive_int, help="with --resume: a new train.steps "
                    "(the main phase; GAN pretraining comes on top)")
+    p.add_argument("--compare-to", metavar="RUN_DIR", help="report config changes against this run (default: the "
+                   "newest earlier run of the same preset in --runs-dir)")
     p.add_argument("--force", action="store_true", help="with --resume: continue even though the run's "
                    "config.yaml or the langan version differ from its checkpoint's")
     p.add_argument("--stop-after", type=_positive_int, metavar="N",
@@ -137,10 +139,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.overrides)
         runs_dir = Path(args.runs_dir)
         name = args.name or _next_name(runs_dir, Path(args.config).stem if args.config else cfg.algorithm)
-        s = sessions.new_session(cfg, runs_dir / name, overwrite=args.overwrite, argv=args.argv, quiet=args.quiet)
-    if not args.quiet:
-        for line in s.describe():
-            print(line, file=sys.stderr)
+        s = sessions.new_session(cfg, runs_dir / name, overwrite=args.overwrite, argv=args.argv, quiet=args.quiet,
+                                 preset=Path(args.config).stem if args.config else None, compare_to=args.compare_to)
+    for line in ([] if args.quiet else s.describe()) + s.change_lines():  # changes are shown even when quiet
+        print(line, file=sys.stderr)
     try:
         status = s.trainer.fit(stop_after=args.stop_after)
     except BaseException as err:

@@ -436,6 +436,14 @@ def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, Any, str]]
     return rows
 
 
+def config_changes(old: dict[str, Any], new: dict[str, Any], ignore: typing.Collection[str] = ()
+                   ) -> list[tuple[str, Any, Any]]:
+    """(key, old value, new value) for every dotted key whose value differs between two nested configs
+    (a key missing on one side reads as None), sorted by key."""
+    a, b = flatten(old), flatten(new)
+    return [(k, a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if k not in ignore and a.get(k) != b.get(k)]
+
+
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{'a': {'b': 1}} -> {'a.b': 1} — used to diff configs."""
     out = {}

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from langan.config import flatten
+from langan.config import config_changes
 from langan.errors import LanganError
 from langan.train.rundir import RunDir
 
@@ -31,8 +31,19 @@ def list_runs(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
                      "data": Path(str(meta.get("data_source", "?"))).name,
                      "steps": f"{meta.get('steps_done', 0)}/{meta.get('total_steps', '?')}",
                      "status": run.status(meta), "best_valid_nll": _number(meta.get("best_valid_nll")),
-                     "started": str(meta.get("started", "?"))[:16].replace("T", " ")})
+                     "started": str(meta.get("started", "?"))[:16].replace("T", " "),
+                     "changed": _changed_keys(meta)})
     return rows
+
+
+def _changed_keys(meta: dict[str, Any], width: int = 48) -> str:
+    """'vs RUN: key, key' from meta.json's change report (shortened to `width` characters)."""
+    changes = meta.get("changes")
+    if not changes:
+        return "-"
+    keys = ", ".join(c[0] for c in changes["changed"]) or "none"
+    text = f"vs {changes['against']}: {keys}"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -45,9 +56,27 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def read_config(run: RunDir) -> dict[str, Any]:
+    return yaml.safe_load(run.config_path.read_text(encoding="utf-8")) or {}
+
+
+def previous_run(runs_dir: str | Path, preset: str | None) -> RunDir | None:
+    """The most recently started run in `runs_dir` made from the same preset (meta.json "preset")."""
+    root = Path(runs_dir)
+    if preset is None or not root.is_dir():
+        return None
+    found = []
+    for path in root.iterdir():
+        if (path / "config.yaml").is_file():
+            meta = RunDir(path).read_meta()
+            if meta.get("preset") == preset:
+                found.append((str(meta.get("started", "")), path.stat().st_mtime, path))
+    return RunDir(max(found)[2]) if found else None
+
+
 def _record(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     run = RunDir.open(path)
-    cfg = flatten(yaml.safe_load(run.config_path.read_text(encoding="utf-8")) or {})
+    cfg = read_config(run)
     results = json.loads(run.eval_path.read_text(encoding="utf-8")) if run.eval_path.is_file() else {}
     results = {"best_valid_nll": run.read_meta().get("best_valid_nll"), **results}
     return cfg, results
@@ -56,8 +85,7 @@ def _record(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
 def diff_runs(a: str | Path, b: str | Path) -> dict[str, list[tuple[str, Any, Any]]]:
     """Config keys and final metrics that differ between two runs: {'config': [...], 'metrics': [...]}."""
     (cfg_a, res_a), (cfg_b, res_b) = _record(a), _record(b)
-    config = [(k, cfg_a.get(k), cfg_b.get(k)) for k in sorted(cfg_a.keys() | cfg_b.keys())
-              if cfg_a.get(k) != cfg_b.get(k)]
+    config = config_changes(cfg_a, cfg_b)
     metrics = [(k, res_a.get(k), res_b.get(k)) for k in res_a.keys() | res_b.keys()
                if isinstance(res_a.get(k, res_b.get(k)), (int, float)) and res_a.get(k) != res_b.get(k)]
     return {"config": config, "metrics": sorted(metrics)}

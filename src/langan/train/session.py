@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from langan import runs
 from langan.algorithms import ALGORITHMS, build_algorithm
 from langan.algorithms.base import Algorithm
-from langan.config import Config, flatten, load_config, save_config, to_dict
+from langan.config import Config, config_changes, load_config, save_config, to_dict
 from langan.data.dataset import DataBundle, load_data
 from langan.data.tokenizers import tokenizer_from_json
 from langan.errors import LanganError
@@ -84,6 +85,7 @@ class Session:
     data: DataBundle
     algorithm: Algorithm
     trainer: Trainer
+    changes: dict[str, Any] | None = None  # config changes against an earlier run (new runs only)
 
     def describe(self) -> list[str]:
         d = self.data
@@ -95,23 +97,39 @@ class Session:
                  f"{count_parameters(self.algorithm.generator):,} parameters on {self.algorithm.device}"]
         return lines + [f"note: {n}" for n in d.notes]
 
+    def change_lines(self) -> list[str]:
+        """`key: old → new` for each config value changed against the earlier run (empty if none was found)."""
+        if self.changes is None:
+            return []
+        changed = self.changes["changed"]
+        head = f"changes against run '{self.changes['against']}': " + (f"{len(changed)} key(s)" if changed else "none")
+        return [head] + [f"  {key}: {old!r} → {new!r}" for key, old, new in changed]
+
 
 def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv: list[str] | None = None,
-                quiet: bool = False) -> Session:
+                quiet: bool = False, preset: str | None = None, compare_to: str | None = None) -> Session:
+    """A fresh run. Its config is compared with `compare_to` or, by default, the newest earlier run of the
+    same preset in the same runs directory; the changed keys go to meta.json and `Session.describe()`."""
     _check(cfg)
     device = _setup_torch(cfg)
     seed_everything(cfg.train.seed)
     data = load_data(cfg.data)
     steps = total_steps(cfg, len(data.train))
     algorithm = build_algorithm(cfg, data, device, steps)  # before the run directory: a failure leaves none
+    against = RunDir.open(compare_to) if compare_to else runs.previous_run(Path(run_dir).parent, preset)
+    previous = (against.name, runs.read_config(against)) if against is not None else None  # read before overwrite
     run = RunDir.create(run_dir, overwrite)
     save_config(cfg, run.config_path)
     run.tokenizer_path.write_text(json.dumps(data.tokenizer.to_json()), encoding="utf-8")
     start_meta(run, to_dict(cfg), str(device), argv)
     run.update_meta(data_fingerprint=data_fingerprint(data), num_parameters=count_parameters(algorithm.generator),
                     data_notes=data.notes, total_steps=steps)
+    changes = None
+    if previous is not None:
+        changes = {"against": previous[0], "changed": [list(c) for c in config_changes(previous[1], to_dict(cfg))]}
+    run.update_meta(preset=preset, changes=changes)
     trainer = Trainer(cfg, run, data, algorithm, steps, quiet=quiet)
-    return Session(cfg, run, data, algorithm, trainer)
+    return Session(cfg, run, data, algorithm, trainer, changes)
 
 
 def _load_pieces(run: RunDir, overrides: list[str] | None = None) -> tuple[Config, DataBundle, torch.device]:
@@ -148,9 +166,7 @@ def _check_same_setup(run: RunDir, cfg: Config, trainer_state: dict[str, Any], i
         problems.append(f"langan version: {saved_version} -> {__version__}")
     saved = trainer_state.get("config")
     if saved is not None:
-        now = flatten(to_dict(cfg))
-        problems += [f"{key}: {saved.get(key)!r} -> {now.get(key)!r}" for key in sorted(saved.keys() | now.keys())
-                     if key not in ignore and saved.get(key) != now.get(key)]
+        problems += [f"{key}: {old!r} -> {new!r}" for key, old, new in config_changes(saved, to_dict(cfg), ignore)]
     if problems:
         shown = "; ".join(problems[:6]) + (f"; and {len(problems) - 6} more" if len(problems) > 6 else "")
         raise LanganError(f"run '{run.path}' differs from its checkpoint ({shown}); resuming would not continue the "
