@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "newest earlier run of the same preset in --runs-dir)")
     p.add_argument("--force", action="store_true", help="with --resume: continue even though the run's "
                    "config.yaml or the langan version differ from its checkpoint's")
+    p.add_argument("--seeds", help="comma-separated seeds: one run per seed in the group RUNS_DIR/NAME/seed-S "
+                   "(compare groups with `langan runs compare`)")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="with --seeds: runs in parallel processes")
     p.add_argument("--stop-after", type=_positive_int, metavar="N",
                    help="stop (with a checkpoint) after step N; --resume continues")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -100,8 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quality/diversity figures: auto = bleu4/self_bleu4 on text, nll_oracle/nll_gen on the "
                    "oracle; lm = lm_score/reverse_lm_score")
 
-    p = sub.add_parser("runs", help="list runs, or `langan runs diff RUN_A RUN_B`")
-    p.add_argument("args", nargs="*", metavar="ARG", help="[RUNS_DIR] | diff RUN_A RUN_B")
+    p = sub.add_parser("runs", help="list runs, `langan runs diff RUN_A RUN_B`, or `langan runs compare GROUP... "
+                       "--metric M`")
+    p.add_argument("args", nargs="*", metavar="ARG", help="[RUNS_DIR] | diff RUN_A RUN_B | compare RUN_OR_GROUP...")
+    p.add_argument("--metric", default="best_valid_nll", help="compare: the final metric (default: best_valid_nll; "
+                   "also eval/... or an eval.json metric)")
 
     p = sub.add_parser("config", help="print every config key with its value and meaning")
     p.add_argument("config", nargs="?", metavar="CONFIG.yaml", help="a preset to resolve (default: the defaults)")
@@ -124,6 +130,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.config and "=" in args.config and not Path(args.config).exists():  # only overrides, no preset
         args.overrides, args.config = [args.config, *args.overrides], None
+    if args.seeds:
+        return _train_seeds(args)
     if args.resume:
         if args.config or args.overrides:
             raise LanganError("--resume continues a run with its own recorded config; drop CONFIG and overrides "
@@ -154,6 +162,41 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"{status}: {t.step}/{t.total_steps} steps in {t.elapsed:.0f}s training time "
           f"({t.tokens_seen / max(t.elapsed, 1e-9):,.0f} tokens/s), best valid nll {t.best_valid_nll:.4f} "
           f"-> {s.run.path}")
+    return 0
+
+
+def _train_seeds(args: argparse.Namespace) -> int:
+    """One `langan train` process per seed, `--jobs` at a time, into the group RUNS_DIR/NAME/seed-S."""
+    import subprocess
+
+    from langan import runs
+
+    try:
+        seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    except ValueError:
+        raise LanganError(f"--seeds '{args.seeds}': give whole numbers separated by commas, e.g. 0,1,2") from None
+    if args.resume or not args.config or not seeds:
+        raise LanganError("--seeds needs a config (e.g. `langan train configs/names-mle.yaml --seeds 0,1,2`) and "
+                          "does not combine with --resume (resume each seed-S run on its own)")
+    group = Path(args.runs_dir) / (args.name or _next_name(Path(args.runs_dir), Path(args.config).stem))
+    threads = max((os.cpu_count() or 1) // args.jobs, 1)  # share the cores between parallel runs
+    pending = [[sys.executable, "-m", "langan", "train", args.config, *args.overrides, f"train.seed={s}",
+                *([f"train.threads={threads}"] if args.jobs > 1 else []), "--runs-dir", str(group),
+                "--name", f"seed-{s}", "--quiet", *(["--overwrite"] if args.overwrite else [])] for s in seeds]
+    running: list[tuple[int, subprocess.Popen]] = []
+    failed = []
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            cmd = pending.pop(0)
+            running.append((int(cmd[cmd.index("--name") + 1][5:]), subprocess.Popen(cmd)))
+        seed, proc = running.pop(0)
+        if proc.wait() != 0:
+            failed.append(seed)
+        print(f"seed {seed}: {'failed' if proc.returncode else 'finished'} -> {group / f'seed-{seed}'}",
+              file=sys.stderr)
+    if failed:
+        raise LanganError(f"seeds {failed} failed (see their output above); finished runs are kept in {group}")
+    print("\n".join(runs.compare_groups([str(group)], "best_valid_nll")))
     return 0
 
 
@@ -216,8 +259,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
             raise LanganError("usage: langan runs diff RUN_A RUN_B")
         print(runs.format_diff(runs.diff_runs(args.args[1], args.args[2])))
         return 0
+    if args.args and args.args[0] == "compare":
+        if len(args.args) < 2:
+            raise LanganError("usage: langan runs compare RUN_OR_GROUP... [--metric M]")
+        print("\n".join(runs.compare_groups(args.args[1:], args.metric)))
+        return 0
     if len(args.args) > 1:
-        raise LanganError("usage: langan runs [RUNS_DIR] | langan runs diff RUN_A RUN_B")
+        raise LanganError("usage: langan runs [RUNS_DIR] | langan runs diff RUN_A RUN_B | langan runs compare ...")
     print(runs.format_table(runs.list_runs(args.args[0] if args.args else "runs")))
     return 0
 
