@@ -89,7 +89,7 @@ def test_runs_lists_and_diffs(trained: Path, names_file: Path, capsys) -> None:
 
 
 def test_help_for_every_command(capsys) -> None:
-    for command in ("train", "sample", "eval", "runs", "config", "sweep-temperature"):
+    for command in ("train", "sample", "eval", "runs", "config", "sweep-temperature", "report"):
         with pytest.raises(SystemExit) as done:
             main([command, "--help"])
         assert done.value.code == 0

@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quality/diversity figures: auto = bleu4/self_bleu4 on text, nll_oracle/nll_gen on the "
                    "oracle; lm = lm_score/reverse_lm_score")
 
+    p = sub.add_parser("report", help="training curves of runs overlaid: a PNG and an HTML page")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", default="report.png", help="PNG path; the HTML page goes beside it")
+
     p = sub.add_parser("runs", help="list runs, `langan runs diff RUN_A RUN_B`, or `langan runs compare GROUP... "
                        "--metric M`")
     p.add_argument("args", nargs="*", metavar="ARG", help="[RUNS_DIR] | diff RUN_A RUN_B | compare RUN_OR_GROUP...")
@@ -248,6 +252,14 @@ def cmd_sweep_temperature(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from langan.report import write_report
+
+    png, page = write_report(args.run_dirs, Path(args.out))
+    print(f"wrote {png} and {page}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- runs / config
 
 
@@ -282,7 +294,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "runs": cmd_runs, "config": cmd_config,
-            "sweep-temperature": cmd_sweep_temperature}
+            "sweep-temperature": cmd_sweep_temperature, "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
