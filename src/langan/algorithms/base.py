@@ -73,7 +73,7 @@ class Algorithm:
         """Clip and step. A non-finite gradient norm (NaN/Inf in a loss or gradient) skips the step
         instead: gradients dropped, weights and optimiser state untouched, counted. Returns the norm."""
         norm = clip_gradients(network, max_norm)
-        if bool(torch.isfinite(norm)):
+        if bool(torch.isfinite(norm)):  # one host sync per optimiser step: the price of never applying NaN
             opt.step()
             self.consecutive_skips[name] = 0
         else:
