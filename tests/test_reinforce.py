@@ -278,3 +278,11 @@ def test_allow_eos_false_gives_full_length_samples(names_file: Path, tmp_path: P
     out = s.algorithm.draw(16)
     assert not out.ended.any() and (out.lengths == s.data.max_length).all()
     assert not (out.tokens == EOS).any()
+
+
+def test_masked_std_and_unique_fraction_match_their_direct_definitions() -> None:
+    torch.manual_seed(0)
+    values, mask = torch.randn(4, 6), torch.rand(4, 6) > 0.3
+    torch.testing.assert_close(pg.masked_std(values, mask), values[mask].std(correction=0))
+    rows = torch.tensor([[5, 6, EOS], [5, 6, EOS], [7, EOS, PAD], [5, 7, EOS]])
+    assert float(pg.unique_fraction(rows)) == torch.unique(rows, dim=0).shape[0] / len(rows) == 0.75

@@ -76,11 +76,12 @@ class Baseline:
             others = (total - returns * maskf) / (counts - maskf).clamp(min=1)
             return others * maskf
         if self.kind == "ewma":
+            # the state lives on the returns' device: no host round trip (sync) per step
+            self.value, self.seen = self.value.to(returns.device), self.seen.to(returns.device)
             old, old_seen = self.value[:width], self.seen[:width]
-            baseline = old.to(returns.device, returns.dtype).expand_as(returns) * maskf
+            baseline = old.to(returns.dtype).expand_as(returns) * maskf
             means, counts = _position_mean(returns.detach(), maskf)
-            seen = (counts > 0).cpu()
-            means = means.cpu().to(self.value.dtype)
+            seen, means = counts > 0, means.to(self.value.dtype)
             fresh = seen & ~old_seen  # first visit: start from the observed mean, not from 0
             self.value[:width] = torch.where(fresh, means, torch.where(seen, self.decay * old
                                                                        + (1 - self.decay) * means, old))
@@ -89,7 +90,7 @@ class Baseline:
         raise ValueError(f"unknown baseline {self.kind!r}")
 
     def state_dict(self) -> dict[str, Any]:
-        return {"value": self.value.clone(), "seen": self.seen.clone()}
+        return {"value": self.value.cpu().clone(), "seen": self.seen.cpu().clone()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.value, self.seen = state["value"].clone(), state["seen"].clone()
@@ -107,6 +108,20 @@ def normalize(advantages: Tensor, mask: Tensor) -> Tensor:
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     maskf = mask.to(values.dtype)
     return (values * maskf).sum() / maskf.sum().clamp(min=1)
+
+
+def masked_std(values: Tensor, mask: Tensor) -> Tensor:
+    """Population standard deviation over valid positions (a tensor op: no boolean indexing, no sync)."""
+    mean = masked_mean(values, mask)
+    return masked_mean((values - mean) ** 2, mask).sqrt()
+
+
+def unique_fraction(tokens: Tensor) -> Tensor:
+    """Fraction of distinct rows of [B, L] ids, without a host sync: rows are hashed by a fixed random
+    projection (int64, wrapping), sorted, and boundaries between different hashes counted."""
+    weights = torch.randint(1, 2**62, (tokens.shape[1],), generator=torch.Generator().manual_seed(0))
+    hashes = (tokens * weights.to(tokens.device)).sum(1).sort().values
+    return (1 + (hashes[1:] != hashes[:-1]).sum()) / len(tokens)
 
 
 def policy_terms(logits: Tensor, tokens: Tensor, advantages: Tensor, mask: Tensor) -> dict[str, Tensor]:

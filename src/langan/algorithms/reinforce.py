@@ -129,10 +129,10 @@ class Reinforce(MLE):
         return {f"gen/{k}": v for k, v in totals.items()} | {
             "gen/grad_norm": grad_norm, "gen/lr": lr, "gen/beta1": beta1, "gen/mean_length": lengths.mean(),
             "gen/eos_rate": fake.ended.float().mean(),
-            "gen/unique_frac": torch.unique(tokens, dim=0).shape[0] / len(tokens),
-            "reward/mean": pg.masked_mean(rewards, mask), "reward/std": rewards[mask].std(correction=0),
+            "gen/unique_frac": pg.unique_fraction(tokens),
+            "reward/mean": pg.masked_mean(rewards, mask), "reward/std": pg.masked_std(rewards, mask),
             "reward/return_mean": pg.masked_mean(returns, mask), "reward/baseline": pg.masked_mean(baseline, mask),
-            "reward/adv_std": advantages[mask].std(correction=0)}
+            "reward/adv_std": pg.masked_std(advantages, mask)}
 
     def _gen_loss(self, inputs: Tensor, tokens: Tensor, advantages: Tensor, mask: Tensor) -> dict[str, Tensor]:
         rcfg, s = self.cfg.reward, self.cfg.sampling
