@@ -128,6 +128,45 @@ class RewardConfig:
 
 
 @dataclass
+class CtrlGenConfig:
+    """Controlled generation after Hu et al. 2017 ("Toward Controlled Generation of Text", ICML): a VAE whose
+    generator is conditioned on [z, c], made controllable by an attribute classifier (the `disc.*` transformer,
+    with one class head per label column) through soft samples. The codes are the label columns
+    `data.label_columns`; a row with a missing label is unlabelled data."""
+
+    latent_size: int = opt(32, "size of z (paper: 300 for sentences; names are short, so 32)")
+    encoder_arch: str = opt("lstm", "the encoder q(z|x), which reads each row up to its last real token "
+                            "(paper: LSTM)", ("lstm", "transformer"))
+    encoder_hidden_size: int = opt(128, "encoder width")
+    encoder_num_layers: int = opt(1, "encoder LSTM layers or transformer blocks")
+    word_dropout: float = opt(0.3, "VAE: decoder input tokens replaced by UNK with this probability, so the "
+                              "decoder must use z (Bowman et al. 2016; paper: word dropout)")
+    kl_anneal_steps: int = opt(1000, "VAE: the KL weight rises linearly from 0 to kl_weight_max over this many "
+                               "pretraining steps (Bowman et al. 2016)")
+    kl_weight_max: float = opt(1.0, "the KL weight after annealing (1 = the true ELBO)")
+    free_bits: float = opt(0.0, "nats of KL per z dimension (batch mean) that cost nothing (Kingma et al. 2016), "
+                           "against posterior collapse; 0 = the plain ELBO")
+    tau0: float = opt(1.0, "softmax temperature of the soft samples at the start of joint training (paper: 1)")
+    tau_min: float = opt(0.1, "the floor of the annealed temperature; > 0 so logits/tau cannot overflow "
+                         "(paper anneals towards 0)")
+    tau_schedule: str = opt("exponential", "how tau goes from tau0 to tau_min over tau_anneal_steps",
+                            ("exponential", "linear", "tanh"))
+    tau_anneal_steps: int = opt(0, "joint-phase steps over which tau anneals (0 = the whole joint phase)")
+    gumbel: bool = opt(False, "soft samples by Gumbel-softmax (noise added to the logits) instead of the "
+                       "tempered softmax (paper)")
+    straight_through: bool = opt(False, "Gumbel/soft samples: feed the hard one-hot forward, the soft "
+                                 "gradient backward")
+    lambda_c: float = opt(0.1, "weight of L_attr,c: the classifier recovers the code from the soft sample "
+                          "(paper: 0.1)")
+    lambda_z: float = opt(0.1, "weight of L_attr,z: the encoder recovers z from the soft sample (paper: 0.1)")
+    lambda_u: float = opt(0.1, "weight of the unlabelled terms: the classifier's loss on generated samples "
+                          "(paper's L_u, 0.1) and the VAE loss of unlabelled real rows, coded by the classifier")
+    beta: float = opt(0.1, "weight of the minimum-entropy regulariser of the classifier on generated samples "
+                      "(paper: 0.1; 0 disables it, e.g. for multi-label data)")
+    sample_batch: int = opt(0, "joint phase: soft samples per step (0 = train.batch_size)")
+
+
+@dataclass
 class SamplingConfig:
     """How the generator samples during adversarial training."""
 
@@ -198,17 +237,19 @@ class EvalConfig:
     metric_samples: int = opt(500, "samples drawn for eval.metrics at each evaluation")
     lm_steps: int = opt(1000, "langan eval: training steps of the small LM behind lm_score / reverse_lm_score")
     c2st_steps: int = opt(300, "langan eval: training steps of the fresh classifier behind c2st_acc")
+    attr_steps: int = opt(1500, "langan eval: training steps of the separate attribute classifier behind attr_acc")
 
 
 @dataclass
 class Config:
     algorithm: str = opt("mle", "training algorithm: maximum likelihood, or a policy-gradient GAN",
-                         ("mle", "reinforce"))
+                         ("mle", "reinforce", "ctrlgen"))
     data: DataConfig = opt(DataConfig(), "data source, tokenizer, splits")
     generator: GeneratorConfig = opt(GeneratorConfig(), "the generator network")
     disc: DiscConfig = opt(DiscConfig(), "the discriminator (GAN algorithms)")
     reward: RewardConfig = opt(RewardConfig(), "rewards, returns and the generator loss (reinforce)")
     sampling: SamplingConfig = opt(SamplingConfig(), "sampling during adversarial training")
+    ctrlgen: CtrlGenConfig = opt(CtrlGenConfig(), "controlled generation: VAE, codes, soft samples (ctrlgen)")
     optim: OptimSection = opt(OptimSection(), "optimisers, one per network")
     train: TrainConfig = opt(TrainConfig(), "training loop")
     eval: EvalConfig = opt(EvalConfig(), "evaluation during training")
@@ -376,7 +417,7 @@ def validate(cfg: Config) -> None:
         (cfg.eval.every >= 1, "eval.every must be at least 1"),
         (d.valid_size >= 0 and d.test_size >= 0, "data.valid_size and data.test_size must be >= 0"),
     ]
-    checks += _gan_checks(cfg)
+    checks += _gan_checks(cfg) + _ctrlgen_checks(cfg)
     for name in ("gen", "pretrain", "disc"):
         o = getattr(cfg.optim, name)
         checks += [
@@ -417,6 +458,24 @@ def _gan_checks(cfg: Config) -> list[tuple[bool, str]]:
         (r.entropy_mult >= 0 and r.kl_mult >= 0, "reward.entropy_mult and reward.kl_mult must be >= 0"),
         (s.temperature > 0, "sampling.temperature must be > 0 (a policy gradient needs a stochastic policy)"),
         (0 < s.top_p <= 1 and s.top_k >= 0, "sampling.top_p must be in (0, 1] and sampling.top_k >= 0"),
+    ]
+
+
+def _ctrlgen_checks(cfg: Config) -> list[tuple[bool, str]]:
+    c = cfg.ctrlgen
+    return [
+        (c.latent_size >= 1 and c.encoder_hidden_size >= 1 and c.encoder_num_layers >= 1,
+         "ctrlgen.latent_size, encoder_hidden_size and encoder_num_layers must be at least 1"),
+        (0 < c.tau_min <= c.tau0, "ctrlgen.tau_min must be > 0 and at most ctrlgen.tau0"),
+        (0 <= c.word_dropout < 1, "ctrlgen.word_dropout must be in [0, 1)"),
+        (min(c.lambda_c, c.lambda_z, c.lambda_u, c.beta, c.kl_weight_max, c.free_bits) >= 0,
+         "ctrlgen.lambda_c, lambda_z, lambda_u, beta, kl_weight_max and free_bits must be >= 0"),
+        (min(c.kl_anneal_steps, c.tau_anneal_steps, c.sample_batch) >= 0,
+         "ctrlgen.kl_anneal_steps, tau_anneal_steps and sample_batch must be >= 0"),
+        (cfg.algorithm != "ctrlgen" or c.encoder_arch == "lstm" or c.encoder_hidden_size % 4 == 0,
+         "ctrlgen.encoder_hidden_size must be divisible by 4 (a transformer encoder has 4 heads of even width)"),
+        (cfg.algorithm != "ctrlgen" or bool(cfg.data.label_columns),
+         "algorithm=ctrlgen needs data.label_columns (e.g. data.label_columns=[gender] for census-names)"),
     ]
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from langan.data.tokenizers import BOS, EOS, PAD, UNK
@@ -100,3 +101,52 @@ def sample(model: nn.Module, batch_size: int, max_length: int, temperature: floa
     out = tokens[:, 1:]
     lengths = torch.where(ended, (out == EOS).int().argmax(1) + 1, (out != PAD).sum(1))
     return SampleOutput(out, logprobs, lengths, ended)
+
+
+@dataclass
+class SoftSample:
+    probs: Tensor  # [B, L, V] relaxed one-hots fed back as inputs (differentiable w.r.t. the generator)
+    tokens: Tensor  # [B, L] their argmax, PAD after the first EOS
+    lengths: Tensor  # [B] positions up to and including the first argmax EOS (L if none)
+
+
+def relax(logits: Tensor, tau: float, gumbel: bool = False, straight_through: bool = False,
+          generator: torch.Generator | None = None) -> Tensor:
+    """[..., V] logits -> softmax((logits + g) / tau), g Gumbel(0, 1) noise when `gumbel` (Jang et al. 2017);
+    `straight_through`: the hard one-hot of its argmax forward, the relaxed gradient backward."""
+    if gumbel:
+        u = torch.rand(logits.shape, device=logits.device, generator=generator).clamp_(1e-10, 1.0 - 1e-7)
+        logits = logits - (-u.log()).log()
+    probs = (logits / tau).softmax(-1)
+    if straight_through:
+        hard = F.one_hot(probs.argmax(-1), probs.shape[-1]).to(probs.dtype)
+        probs = hard + probs - probs.detach()
+    return probs
+
+
+def soft_sample(model: nn.Module, cond: Tensor, max_length: int, tau: float, gumbel: bool = False,
+                straight_through: bool = False, forbid: Sequence[int] = (UNK,),
+                generator: torch.Generator | None = None) -> SoftSample:
+    """Differentiable samples (Hu et al. 2017): at each step the relaxed distribution over tokens is fed back
+    as the next input embedding (probs @ embedding), through a KV cache that gradients flow through.
+    PAD, BOS and `forbid` get probability 0. One row per conditioning vector in `cond` [B, C]."""
+    b, device = len(cond), cond.device
+    forbidden = forbidden_mask(model.vocab_size, forbid, True, device)
+    cache = model.new_cache(b, max_length + 1, differentiable=True)
+    x = model.embed_tokens(torch.full((b, 1), BOS, dtype=torch.long, device=device))  # [B, 1, H]
+    steps, ended = [], torch.zeros(b, dtype=torch.bool, device=device)
+    for t in range(max_length):
+        logits = model.forward_embeds(x, cache=cache, cond=cond)[0][:, -1].float()  # [B, V]
+        probs = relax(logits.masked_fill(forbidden, float("-inf")), tau, gumbel, straight_through, generator)
+        steps.append(probs)
+        x = (probs @ model.embed.weight)[:, None]  # [B, 1, H]
+        ended |= probs.detach().argmax(-1) == EOS
+        if t % 4 == 3 and bool(ended.all()):  # every row has ended: later steps would be cut anyway
+            break
+    probs = torch.stack(steps, 1)  # [B, L, V]
+    hard = probs.detach().argmax(-1)
+    is_eos = hard == EOS
+    ended_before = (is_eos.cumsum(1) - is_eos.int()) > 0  # [B, L] an EOS came earlier
+    tokens = hard.masked_fill(ended_before, PAD)
+    lengths = (~ended_before).sum(1)
+    return SoftSample(probs, tokens, lengths)

@@ -11,7 +11,8 @@ from torch import Tensor, nn
 
 from langan.config import Config
 from langan.data.batching import Batch
-from langan.data.dataset import DataBundle
+from langan.data.dataset import DataBundle, Split
+from langan.errors import LanganError
 from langan.optim import clip_gradients
 
 
@@ -60,9 +61,20 @@ class Algorithm:
         """Other generators `langan eval` reports beside the trained one (GANs: the pretrained generator)."""
         return {}
 
-    def cond_for(self, batch_size: int) -> Tensor | None:
-        """Conditioning vectors for unconditional sampling (None for unconditional generators)."""
+    def cond_for(self, batch_size: int, seed: int = 0, attrs: dict[str, str] | None = None) -> Tensor | None:
+        """Conditioning vectors for sampling (None for unconditional generators); `attrs` pins style codes."""
+        if attrs:
+            raise LanganError(f"this run ({self.name}) has no style codes; --attr needs a run with algorithm=ctrlgen")
         return None
+
+    def heldout_nll(self, split: Split, batch_size: int) -> float | None:
+        """NLL per token of a held-out split when the generator alone cannot score it (a conditional model:
+        its own bound); None = the generator's plain token NLL."""
+        return None
+
+    def eval_metrics(self) -> dict[str, float]:
+        """Algorithm-specific `eval/...` figures logged at each evaluation (e.g. a classifier's accuracy)."""
+        return {}
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.device.type == "cuda" and self.cfg.train.dtype == "bfloat16":

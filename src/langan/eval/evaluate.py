@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from langan.data.batching import trim
 from langan.errors import LanganError
 from langan.eval import learned
+from langan.eval.attributes import AttributeJudge, balanced_attr_accuracy
 from langan.eval.metrics import ORACLE_ONLY, SAMPLE_METRICS, compute_sample_metrics, reference_for
 from langan.eval.nll import nll_per_token
 from langan.eval.samples import draw_samples
@@ -23,14 +24,17 @@ from langan.train.session import Loaded, load_trained
 
 # each trains or loads a model: computed only when named with --metrics
 TRAINED_METRICS = ("c2st_acc", "lm_score", "reverse_lm_score", "fed")
-METRICS = ("nll", "nll_gen", *SAMPLE_METRICS, *TRAINED_METRICS)
+ATTRIBUTE_METRICS = ("attr_acc",)  # runs with style codes (ctrlgen)
+METRICS = ("nll", "nll_gen", *SAMPLE_METRICS, *TRAINED_METRICS, *ATTRIBUTE_METRICS)
 ORACLE_METRICS = ("nll_gen", *ORACLE_ONLY)
 
 
-def default_metrics(oracle: bool) -> list[str]:
-    """Every cheap metric that applies (the oracle ones only for data.source=oracle); the ones that train
-    or load a model (c2st_acc, lm_score, reverse_lm_score, fed) only when named with --metrics."""
-    return [m for m in METRICS if (oracle or m not in ORACLE_METRICS) and m not in TRAINED_METRICS]
+def default_metrics(oracle: bool, coded: bool = False) -> list[str]:
+    """Every cheap metric that applies (the oracle ones only for data.source=oracle, attr_acc for runs with
+    style codes); the ones that train or load a model (c2st_acc, lm_score, reverse_lm_score, fed) only when
+    named with --metrics."""
+    return [m for m in METRICS if (oracle or m not in ORACLE_METRICS) and m not in TRAINED_METRICS
+            and (coded or m not in ATTRIBUTE_METRICS)]
 
 
 def evaluate_run(run_dir: str, n: int = 1000, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
@@ -41,7 +45,10 @@ def evaluate_run(run_dir: str, n: int = 1000, temperature: float = 1.0, top_p: f
     check_metrics(metrics)
     loaded = load_trained(run_dir, which)
     settings = {"n": n, "temperature": temperature, "top_p": top_p, "top_k": top_k, "seed": seed}
-    results = evaluate_loaded(loaded, metrics or default_metrics(loaded.data.oracle is not None), settings)
+    coded = getattr(loaded.algorithm, "codes", None) is not None
+    if metrics and "attr_acc" in metrics and not coded:
+        raise LanganError(f"attr_acc needs a run with style codes (algorithm=ctrlgen); {run_dir} has none")
+    results = evaluate_loaded(loaded, metrics or default_metrics(loaded.data.oracle is not None, coded), settings)
     results |= {"n_samples": n, "temperature": temperature, "top_p": top_p, "top_k": top_k, "seed": seed,
                 "checkpoint": loaded.checkpoint.name, "step": loaded.trainer_state.get("step"),
                 "test_examples": len(loaded.data.test), "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -69,11 +76,14 @@ def _evaluate_generator(loaded: Loaded, gen: nn.Module, names: list[str], settin
                         ) -> dict[str, float]:
     data, algorithm = loaded.data, loaded.algorithm
     results: dict[str, float] = {}
+    own = algorithm.heldout_nll(data.test, loaded.cfg.eval.batch_size) if gen is algorithm.generator else None
     if "nll" in names:
-        results["nll"] = nll_per_token(gen, data.test.tokens, loaded.cfg.eval.batch_size)
-    if "nll_gen" in names:  # Caccia et al. 2020: held-out NLL under the tempered model, EOS not counted
+        results["nll"] = own if own is not None else nll_per_token(gen, data.test.tokens, loaded.cfg.eval.batch_size)
+    if "nll_gen" in names and own is None:  # Caccia et al. 2020: held-out NLL under the tempered model, EOS not counted
         results["nll_gen"] = nll_per_token(gen, data.test.tokens, loaded.cfg.eval.batch_size,
                                            temperature=settings["temperature"], count_eos=False)
+    if "attr_acc" in names and gen is algorithm.generator:
+        results |= attribute_metrics(loaded, settings)
     sample_names = [m for m in names if m in SAMPLE_METRICS]
     if not sample_names and not set(names) & set(TRAINED_METRICS):
         return results
@@ -87,6 +97,26 @@ def _evaluate_generator(loaded: Loaded, gen: nn.Module, names: list[str], settin
     if disc_accuracy is not None and len(data.test) and n:
         results["disc_acc"] = disc_accuracy(trim(data.test.tokens[:, 1:]), samples.tokens)
     return results | _trained_metrics(loaded, names, samples.tokens, settings["seed"])
+
+
+def attribute_metrics(loaded: Loaded, settings: dict[str, Any]) -> dict[str, float]:
+    """attr_acc: n samples per value of each attribute, drawn with that code (the others from the training
+    label distribution), judged by a classifier trained separately on real labelled rows; attr_clf_acc is
+    that judge's validation accuracy, attr_novelty the share of those samples not in the training split."""
+    data, algorithm, n = loaded.data, loaded.algorithm, settings["n"]
+    codes = algorithm.codes
+    judge = AttributeJudge(data, codes, loaded.cfg.eval.attr_steps, settings["seed"])
+    by_value, texts = {}, []
+    for a, column in enumerate(codes.columns):
+        for v, value in enumerate(codes.values[column]):
+            seed = settings["seed"] + 1000 * (a + 1) + v
+            drawn = draw_samples(algorithm.generator, data.tokenizer, n, data.max_length, seed=seed,
+                                 temperature=settings["temperature"], top_p=settings["top_p"],
+                                 top_k=settings["top_k"], cond=algorithm.cond_for(n, seed, {column: value}))
+            by_value[(a, v)] = drawn.tokens
+            texts += drawn.texts
+    novelty = sum(t not in data.train_set for t in texts) / max(len(texts), 1)
+    return balanced_attr_accuracy(judge, by_value) | {"attr_clf_acc": judge.valid_accuracy, "attr_novelty": novelty}
 
 
 def _trained_metrics(loaded: Loaded, names: list[str], samples: Tensor, seed: int) -> dict[str, float]:

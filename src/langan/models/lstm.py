@@ -17,18 +17,22 @@ class LSTMState:
 
 class LSTMLM(nn.Module):
     def __init__(self, vocab_size: int, max_length: int, hidden_size: int = 256, num_layers: int = 1,
-                 tie_word_embeddings: bool = False, dropout: float = 0.0, cond_size: int = 0, **_: object):
+                 tie_word_embeddings: bool = False, dropout: float = 0.0, cond_size: int = 0, out_size: int = 0,
+                 **_: object):
         super().__init__()
         self.vocab_size, self.max_length = vocab_size, max_length
         self.embed = nn.Embedding(vocab_size, hidden_size)
         self.lstm = nn.LSTM(hidden_size + cond_size, hidden_size, num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size, vocab_size)
-        if tie_word_embeddings:
+        # out_size: a classifier / encoder head instead of next-token logits
+        self.head = nn.Linear(hidden_size, out_size or vocab_size)
+        if tie_word_embeddings and not out_size:
             self.head.weight = self.embed.weight
 
-    def new_cache(self, batch_size: int, max_tokens: int | None = None) -> LSTMState:
+    def new_cache(self, batch_size: int, max_tokens: int | None = None, differentiable: bool = False
+                  ) -> LSTMState:
+        """The zero state; it is replaced (never written in place) at each step, so gradients flow through."""
         p = self.embed.weight
         shape = (self.lstm.num_layers, batch_size, self.lstm.hidden_size)
         return LSTMState(p.new_zeros(shape), p.new_zeros(shape))

@@ -26,6 +26,29 @@ class KVCache:
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.pos = 0
 
+    def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Write new keys/values [B, H, t, D] at `pos` (in place) and return every key/value so far."""
+        start, t = self.pos, k.shape[2]
+        self.k[layer, :, :, start:start + t] = k
+        self.v[layer, :, :, start:start + t] = v
+        return self.k[layer, :, :, : start + t], self.v[layer, :, :, : start + t]
+
+
+class GradKVCache:
+    """A cache that backpropagates: each step concatenates instead of writing in place, so the keys saved
+    for the backward pass of earlier steps stay intact (soft / Gumbel-softmax samples train through it)."""
+
+    def __init__(self, num_layers: int):
+        self.k: list[Tensor | None] = [None] * num_layers
+        self.v: list[Tensor | None] = [None] * num_layers
+        self.pos = 0
+
+    def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        old_k, old_v = self.k[layer], self.v[layer]
+        self.k[layer] = k if old_k is None else torch.cat([old_k, k], dim=2)
+        self.v[layer] = v if old_v is None else torch.cat([old_v, v], dim=2)
+        return self.k[layer], self.v[layer]
+
 
 def rope_tables(head_dim: int, positions: Tensor, theta: float) -> tuple[Tensor, Tensor]:
     """cos, sin of shape [..., head_dim/2] for integer positions of any shape."""
@@ -49,16 +72,14 @@ class Attention(nn.Module):
         self.attention_dropout = attention_dropout
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None,
-                cache: KVCache | None, layer: int) -> Tensor:
+                cache: KVCache | GradKVCache | None, layer: int) -> Tensor:
         b, t, h = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # 3x[B,H,T,D]
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         causal = mask is None
         if cache is not None:
             start = cache.pos
-            cache.k[layer, :, :, start:start + t] = k
-            cache.v[layer, :, :, start:start + t] = v
-            k, v = cache.k[layer, :, :, : start + t], cache.v[layer, :, :, : start + t]
+            k, v = cache.append(layer, k, v)
             if start > 0:
                 causal = False
                 if t > 1:  # several new queries: each sees the cache plus new keys up to itself
@@ -99,7 +120,7 @@ class Block(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None,
-                cache: KVCache | None, layer: int) -> Tensor:
+                cache: KVCache | GradKVCache | None, layer: int) -> Tensor:
         x = x + self.drop(self.attn(self.norm1(x), cos, sin, mask, cache, layer))
         return x + self.drop(self.mlp(self.norm2(x)))
 
@@ -132,7 +153,11 @@ class TransformerLM(nn.Module):
                 std = 0.02 / math.sqrt(2 * num_layers) if name.endswith(("proj.weight", "down.weight")) else 0.02
                 nn.init.normal_(p, std=std)
 
-    def new_cache(self, batch_size: int, max_tokens: int | None = None) -> KVCache:
+    def new_cache(self, batch_size: int, max_tokens: int | None = None, differentiable: bool = False
+                  ) -> KVCache | GradKVCache:
+        """A KV cache for decoding; `differentiable` gives one that gradients flow through (soft samples)."""
+        if differentiable:
+            return GradKVCache(len(self.blocks))
         p = self.embed.weight
         head_dim = p.shape[1] // self.num_heads
         return KVCache(len(self.blocks), batch_size, self.num_heads, max_tokens or self.max_length + 1,
@@ -141,15 +166,15 @@ class TransformerLM(nn.Module):
     def embed_tokens(self, tokens: Tensor) -> Tensor:
         return self.embed(tokens)
 
-    def forward(self, tokens: Tensor, cache: KVCache | None = None, cond: Tensor | None = None,
-                attention_mask: Tensor | None = None) -> tuple[Tensor, KVCache | None]:
+    def forward(self, tokens: Tensor, cache: KVCache | GradKVCache | None = None, cond: Tensor | None = None,
+                attention_mask: Tensor | None = None) -> tuple[Tensor, KVCache | GradKVCache | None]:
         """tokens [B, T] -> logits [B, T, V] (V = out_size if set).
 
         cond: [B, C]; attention_mask: [B, T] bool (left padding)."""
         return self.forward_embeds(self.embed_tokens(tokens), cache, cond, attention_mask)
 
-    def forward_embeds(self, x: Tensor, cache: KVCache | None = None, cond: Tensor | None = None,
-                       attention_mask: Tensor | None = None) -> tuple[Tensor, KVCache | None]:
+    def forward_embeds(self, x: Tensor, cache: KVCache | GradKVCache | None = None, cond: Tensor | None = None,
+                       attention_mask: Tensor | None = None) -> tuple[Tensor, KVCache | GradKVCache | None]:
         """Same as forward from input embeddings x [B, T, H] (soft / Gumbel inputs enter here)."""
         t = x.shape[1]
         if cache is not None and attention_mask is not None:

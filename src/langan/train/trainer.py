@@ -75,7 +75,10 @@ class Trainer:
         ecfg, gen = self.cfg.eval, self.algorithm.generator
         results: dict[str, float] = {}
         if len(self.data.valid):
-            results["eval/nll"] = nll_per_token(gen, self.data.valid.tokens, ecfg.batch_size)
+            own = self.algorithm.heldout_nll(self.data.valid, ecfg.batch_size)
+            results["eval/nll"] = own if own is not None else nll_per_token(gen, self.data.valid.tokens,
+                                                                            ecfg.batch_size)
+        results |= self.algorithm.eval_metrics()
         n = max(ecfg.num_samples, ecfg.metric_samples if ecfg.metrics else 0)
         samples = draw_samples(gen, self.data.tokenizer, n, self.data.max_length,
                                seed=self.cfg.train.seed * 7919 + self.step, temperature=ecfg.temperature,
