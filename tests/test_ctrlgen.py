@@ -29,8 +29,9 @@ FEMALE = set(NAMES[:20])
 @pytest.fixture
 def labelled_file(tmp_path: Path) -> Path:
     """The test names with a gender column; every fifth row unlabelled (semi-supervised)."""
-    rows = ["text\tgender"] + [f"{n}\t{'' if i % 5 == 4 else ('female' if n in FEMALE else 'male')}"
-                               for i, n in enumerate(NAMES)]
+    rows = ["text\tgender\tsize"] + [
+        f"{n}\t{'' if i % 5 == 4 else ('female' if n in FEMALE else 'male')}\t{'long' if len(n) > 5 else 'short'}"
+        for i, n in enumerate(NAMES)]
     path = tmp_path / "names.tsv"
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return path
@@ -157,6 +158,11 @@ def test_cli_attr_interpolate_and_attr_acc(labelled_file: Path, tmp_path: Path,
     assert "'gender' takes female, male" in capsys.readouterr().err
     assert main(["sample", run, "--attr", "genre=male"]) == 2
     assert main(["sample", run, "--attr", "gender"]) == 2
+    two = ["train", str(PRESET), *tiny(labelled_file), "data.label_columns=[gender,size]", "--runs-dir", str(runs),
+           "--name", "two", "--quiet"]
+    assert main(two) == 0
+    assert main(["sample", str(runs / "two"), "--n", "2", "--attr", "gender=male", "--attr", "size=long"]) == 0
+    capsys.readouterr()
     assert main(["sample", run, "--n", "4", "--z-interpolate", "emma", "liam"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 4 and lines[0].startswith("0.00") and lines[-1].startswith("1.00")
@@ -181,3 +187,18 @@ def test_ctrlgen_needs_labels_and_mle_refuses_attr(names_file: Path, tmp_path: P
     assert main(["sample", str(runs / "m"), "--attr", "gender=male"]) == 2
     assert "no style codes" in capsys.readouterr().err
     assert main(["sample", str(runs / "m"), "--z-interpolate", "a", "b"]) == 2
+
+
+def test_gumbel_straight_through_is_one_hot_forward_with_soft_gradient() -> None:
+    from langan.generation import relax
+
+    logits = torch.randn(64, 7, requires_grad=True)
+    g = torch.Generator().manual_seed(0)
+    hard = relax(logits, tau=0.5, gumbel=True, straight_through=True, generator=g)
+    one_hot = torch.nn.functional.one_hot(hard.detach().argmax(-1), 7).float()
+    assert torch.allclose(hard.detach(), one_hot, atol=1e-6)  # forward: the hard one-hot (up to rounding)
+    (hard * torch.randn(64, 7)).sum().backward()
+    assert logits.grad.abs().sum() > 0
+    # Gumbel noise makes the argmax a sample: over many draws every token of a flat distribution is chosen
+    picks = relax(torch.zeros(4000, 5), 1.0, gumbel=True, generator=g).argmax(-1)
+    assert torch.bincount(picks, minlength=5).min() > 600
