@@ -160,7 +160,7 @@ class CtrlGen(Algorithm):
     # ------------------------------------------------------------------ losses
 
     def vae_terms(self, tokens: Tensor, ids: Tensor, sample_z: bool = True) -> dict[str, Tensor]:
-        """Reconstruction + kl_weight * KL per target token. z from q(z|x) (its mean when not sample_z); codes
+        """Loss: reconstruction + kl_weight * KL per sequence (logged: reconstruction per token, KL per sequence). z from q(z|x) (its mean when not sample_z); codes
         from the labels, or for unlabelled rows from the classifier's prediction."""
         rows = tokens[:, 1:]  # the encoder reads x without BOS, up to its EOS
         mu, logvar = self.encoder(rows).chunk(2, dim=-1)  # [B, Z] each
@@ -181,7 +181,8 @@ class CtrlGen(Algorithm):
         # carry that much information before the KL term pushes back (against posterior collapse)
         kl_cost = kl_dims.clamp(min=self.cfg.ctrlgen.free_bits).sum() * len(tokens)
         n = (targets != PAD).sum().clamp(min=1)
-        return {"loss": (recon + self.kl_weight * kl_cost) / n, "recon": recon / n, "kl": kl_dims.sum()}
+        # per sequence, as in the paper: the attribute losses (per sample) then weigh what lambda_c/z say
+        return {"loss": (recon + self.kl_weight * kl_cost) / len(tokens), "recon": recon / n, "kl": kl_dims.sum()}
 
     def code_vectors(self, rows: Tensor, ids: Tensor) -> Tensor:
         """[B, sum C] codes of real rows; unlabelled entries get the classifier's (detached) prediction."""
@@ -250,11 +251,9 @@ class CtrlGen(Algorithm):
         for start, rows in zip(range(0, len(split), batch_size), iterate_in_order(split.tokens, batch_size),
                                strict=True):
             rows = rows.to(self.device)
-            saved, self.kl_weight = self.kl_weight, 1.0
             terms = self.vae_terms(rows, ids[start:start + len(rows)], sample_z=False)
-            self.kl_weight = saved
             n = int((rows[:, 1:] != PAD).sum())
-            total, count = total + float(terms["loss"]) * n, count + n
+            total, count = total + float(terms["recon"]) * n + float(terms["kl"]) * len(rows), count + n
         self.vae.train(was)
         return total / max(count, 1)
 
