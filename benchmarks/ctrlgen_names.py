@@ -66,7 +66,7 @@ def training_seconds(run: Path) -> float:
     return float(json.loads(state.read_text())["elapsed_seconds"])
 
 
-def baseline_samples(run: Path, n: int, seed: int) -> dict[str, list[str]]:
+def baseline_samples(run: Path, n: int, seed: int, temperature: float) -> dict[str, list[str]]:
     loaded = load_trained(run)
     tok, gen = loaded.data.tokenizer, loaded.algorithm.generator
     out = {}
@@ -74,17 +74,18 @@ def baseline_samples(run: Path, n: int, seed: int) -> dict[str, list[str]]:
         (marker_id,) = tok.encode(marker)
         g = torch.Generator().manual_seed(seed)
         drawn = sample(gen, n, loaded.data.max_length, prefix=torch.full((n, 1), marker_id),
-                       prefix_lengths=torch.ones(n, dtype=torch.long), generator=g)
+                       prefix_lengths=torch.ones(n, dtype=torch.long), generator=g, temperature=temperature)
         out[value] = [tok.decode(row)[1:] for row in drawn.tokens.tolist()]  # drop the forced marker
     return out
 
 
-def ctrlgen_samples(loaded: object, n: int, seed: int) -> dict[str, list[str]]:
+def ctrlgen_samples(loaded: object, n: int, seed: int, temperature: float) -> dict[str, list[str]]:
     alg, data = loaded.algorithm, loaded.data
     out = {}
     for value in alg.codes.values["gender"]:
         g = torch.Generator().manual_seed(seed)
-        drawn = sample(alg.generator, n, data.max_length, cond=alg.cond_for(n, seed, {"gender": value}), generator=g)
+        drawn = sample(alg.generator, n, data.max_length, cond=alg.cond_for(n, seed, {"gender": value}), generator=g,
+                       temperature=temperature)
         out[value] = [data.tokenizer.decode(row) for row in drawn.tokens.tolist()]
     return out
 
@@ -109,6 +110,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1000, help="samples per gender (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--judge-steps", type=int, default=1500)
+    p.add_argument("--temperatures", default="1.0,0.7", help="sampling temperatures, comma-separated")
     args = p.parse_args()
     run = Path(args.run)
     loaded = load_trained(run)
@@ -123,13 +125,14 @@ def main() -> None:
     t0 = time.perf_counter()
     judge = AttributeJudge(loaded.data, loaded.algorithm.codes, args.judge_steps, args.seed)
     print(f"judge: validation accuracy {judge.valid_accuracy:.4f} ({time.perf_counter() - t0:.0f} s)")
-    rows = {"ctrlgen": judge_table(judge, loaded.data, ctrlgen_samples(loaded, args.n, args.seed)),
-            "conditional MLE": judge_table(judge, loaded.data, baseline_samples(baseline, args.n, args.seed))}
     times = {"ctrlgen": seconds, "conditional MLE": training_seconds(baseline)}
-    print("| model | train time | attr_acc | female | male | novelty | unique |\n|---|---|---|---|---|---|---|")
-    for name, r in rows.items():
-        print(f"| {name} | {times[name]:.0f} s | {r['attr_acc']:.3f} | {r['attr_acc/female']:.3f} | "
-              f"{r['attr_acc/male']:.3f} | {r['novelty']:.3f} | {r['unique']:.3f} |")
+    print("| model | train time | T | attr_acc | female | male | novelty | unique |\n|---|---|---|---|---|---|---|---|")
+    for t in (float(x) for x in args.temperatures.split(",")):
+        rows = {"ctrlgen": judge_table(judge, loaded.data, ctrlgen_samples(loaded, args.n, args.seed, t)),
+                "conditional MLE": judge_table(judge, loaded.data, baseline_samples(baseline, args.n, args.seed, t))}
+        for name, r in rows.items():
+            print(f"| {name} | {times[name]:.0f} s | {t:g} | {r['attr_acc']:.3f} | {r['attr_acc/female']:.3f} | "
+                  f"{r['attr_acc/male']:.3f} | {r['novelty']:.3f} | {r['unique']:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -114,10 +114,10 @@ def test_entropy_term_lowers_classifier_entropy(labelled_file: Path) -> None:
 
 def test_tiny_data_vae_reconstructs(tmp_path: Path) -> None:
     """data.limit=10: after VAE pretraining, greedy decoding from the posterior mean reconstructs >= 9 of 10."""
-    cfg = load_config(PRESET, ["data.limit=10", "train.pretrain_steps=300", "ctrlgen.kl_anneal_steps=150",
+    cfg = load_config(PRESET, ["data.limit=10", "train.pretrain_steps=400", "ctrlgen.kl_anneal_steps=200",
                                "train.steps=1", "eval.every=1000", "eval.metrics=[]", "train.batch_size=10"])
     s = new_session(cfg, tmp_path / "tiny", quiet=True)
-    s.trainer.total_steps = 300  # stop at the end of pretraining
+    s.trainer.total_steps = 400  # stop at the end of pretraining
     s.trainer.fit()
     alg, data = s.algorithm, s.data
     assert alg.kl_weight == 1.0

@@ -78,12 +78,14 @@ class Codes:
             cols.append(torch.multinomial(weights, n, replacement=True, generator=generator))
         return torch.stack(cols, 1).to(device)
 
-    def cross_entropy(self, logits: Tensor, ids: Tensor) -> Tensor:
-        """Sum over attributes of the mean cross-entropy over rows labelled for it (0 when none are)."""
+    def cross_entropy(self, logits: Tensor, ids: Tensor, balanced: bool = False) -> Tensor:
+        """Sum over attributes of the mean cross-entropy over rows labelled for it (0 when none are);
+        `balanced` weighs each class by 1 / (C_a * its training frequency), as if classes were equally common."""
         total = logits.new_zeros(())
         for a, block in enumerate(self.split_logits(logits)):
             target = ids[:, a]
-            losses = F.cross_entropy(block, target.clamp(min=0), reduction="none")
+            weight = (1.0 / (self.prior[a] * len(self.prior[a]))).to(block.device) if balanced else None
+            losses = F.cross_entropy(block, target.clamp(min=0), weight=weight, reduction="none")
             labelled = (target >= 0).float()
             total = total + (losses * labelled).sum() / labelled.sum().clamp(min=1)
         return total
@@ -100,6 +102,15 @@ class Codes:
             hits = (block.argmax(-1) == ids[:, a]) & labelled
             accs.append(hits.sum() / labelled.sum().clamp(min=1))
         return torch.stack(accs).mean()
+
+    def recalls(self, logits: Tensor, ids: Tensor) -> list[float]:
+        """Accuracy on the rows of each (attribute, class) in turn (nan where a class has no rows)."""
+        out = []
+        for a, block in enumerate(self.split_logits(logits)):
+            for v in range(self.sizes[a]):
+                rows = ids[:, a] == v
+                out.append(float((block[rows].argmax(-1) == v).float().mean()) if rows.any() else float("nan"))
+        return out
 
     def probabilities(self, logits: Tensor) -> list[Tensor]:
         return [b.softmax(-1) for b in self.split_logits(logits)]

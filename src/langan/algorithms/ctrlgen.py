@@ -160,8 +160,9 @@ class CtrlGen(Algorithm):
     # ------------------------------------------------------------------ losses
 
     def vae_terms(self, tokens: Tensor, ids: Tensor, sample_z: bool = True) -> dict[str, Tensor]:
-        """Loss: reconstruction + kl_weight * KL per sequence (logged: reconstruction per token, KL per sequence). z from q(z|x) (its mean when not sample_z); codes
-        from the labels, or for unlabelled rows from the classifier's prediction."""
+        """Loss: reconstruction + kl_weight * KL per sequence (logged: reconstruction per token, KL per sequence).
+        z from q(z|x) (its mean when not sample_z); codes from the labels, or for unlabelled rows from the
+        classifier's prediction."""
         rows = tokens[:, 1:]  # the encoder reads x without BOS, up to its EOS
         mu, logvar = self.encoder(rows).chunk(2, dim=-1)  # [B, Z] each
         logvar = logvar.clamp(-10.0, 10.0)
