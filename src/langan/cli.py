@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from langan.errors import LanganError
 
@@ -86,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="print samples of a trained run, tagged train / valid/test / new")
     _sampling_args(p, 20)
     p.add_argument("--plain", action="store_true", help="print the texts only, without tags")
+    p.add_argument("--attr", action="append", default=[], metavar="KEY=VALUE",
+                   help="ctrlgen runs: the style code to sample with, e.g. --attr gender=female (repeat for several "
+                   "attributes; without it codes follow the training label distribution)")
+    p.add_argument("--z-interpolate", nargs=2, metavar=("A", "B"),
+                   help="ctrlgen runs: decode (greedily) --n points on the line in z between the encodings of "
+                   "texts A and B")
 
     p = sub.add_parser("eval", help="evaluate a run on its test split and samples; writes RUN_DIR/eval.json")
     _sampling_args(p, 1000)
@@ -112,6 +119,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs="*", metavar="ARG", help="[RUNS_DIR] | diff RUN_A RUN_B | compare RUN_OR_GROUP...")
     p.add_argument("--metric", default="best_valid_nll", help="compare: the final metric (default: best_valid_nll; "
                    "also eval/... or an eval.json metric)")
+
+    p = sub.add_parser("sweep", help="a search over config keys (Optuna): `sweep SWEEP.yaml`, `sweep show NAME`, "
+                       "`sweep plot NAME --x KEY --y METRIC`",
+                       description="Run a sweep (a base preset plus a grid / random / TPE search space; every trial is "
+                       "one recorded run per seed under RUNS_DIR/sweeps/NAME/). Start the same command in several "
+                       "processes or machines sharing the storage to run trials in parallel; run it again after a "
+                       "kill to continue. `show NAME` prints the trials, best first; `plot NAME` draws mean ± std "
+                       "over seeds of --y against --x, one line per --hue value (PNG + CSV).")
+    p.add_argument("args", nargs="+", metavar="ARG", help="SWEEP.yaml | show NAME | plot NAME")
+    p.add_argument("--runs-dir", default="runs", help="runs go to RUNS_DIR/sweeps/NAME/ (default: runs)")
+    p.add_argument("--storage", metavar="URL", help="show/plot: the database of a sweep whose storage is not under "
+                   "--runs-dir")
+    p.add_argument("--seeds", help="comma-separated seeds of every trial (replaces the file's seeds:)")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="seed runs of a trial in parallel processes")
+    p.add_argument("--n-trials", type=_positive_int, metavar="N", help="this worker runs at most N trials")
+    p.add_argument("--quiet", action="store_true", help="no per-trial lines, only the summary")
+    p.add_argument("--x", metavar="KEY", help="plot: the config key on the x axis (e.g. reward.gamma)")
+    p.add_argument("--y", metavar="METRIC", help="plot: the final metric (e.g. eval/nll, best_valid_nll)")
+    p.add_argument("--hue", metavar="KEY", help="plot: one line per value of this config key")
+    p.add_argument("--out", help="plot: the PNG (default NAME.png); the CSV goes beside it")
 
     p = sub.add_parser("config", help="print every config key with its value and meaning")
     p.add_argument("config", nargs="?", metavar="CONFIG.yaml", help="a preset to resolve (default: the defaults)")
@@ -211,11 +238,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from langan.eval.samples import draw_samples, one_line
     from langan.train.session import load_trained
 
+    attrs = _parse_attrs(args.attr)
     loaded = load_trained(args.run_dir, args.checkpoint)
+    if args.z_interpolate:
+        return _interpolate(loaded, args.z_interpolate, args.n, attrs)
     gen, data = loaded.algorithm.generator, loaded.data
     samples = draw_samples(gen, data.tokenizer, args.n, data.max_length, seed=args.seed,
                            temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-                           cond=loaded.algorithm.cond_for(args.n),
+                           cond=loaded.algorithm.cond_for(args.n, args.seed, attrs),
                            allow_eos=data.oracle is None)
     tags = [data.origin(t) for t in samples.texts]
     for tag, text in zip(tags, samples.texts, strict=True):
@@ -224,6 +254,42 @@ def cmd_sample(args: argparse.Namespace) -> int:
         counts = {t: tags.count(t) for t in ("new", "train", "valid/test")}
         print(f"# {args.n} samples from {loaded.checkpoint.name}: {counts['new']} new, {counts['train']} in train, "
               f"{counts['valid/test']} in valid/test", file=sys.stderr)
+    return 0
+
+
+def _parse_attrs(items: list[str]) -> dict[str, str]:
+    attrs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise LanganError(f"--attr '{item}' must look like KEY=VALUE, e.g. --attr gender=female")
+        attrs[key.strip()] = value.strip()
+    return attrs
+
+
+def _interpolate(loaded: Any, texts: list[str], n: int, attrs: dict[str, str]) -> int:
+    """Greedy decodes along z between two encoded texts (codes: --attr, else interpolated guesses)."""
+    import torch
+
+    from langan.data.dataset import encode_texts
+    from langan.eval.samples import one_line
+    from langan.generation import sample
+
+    algorithm, data = loaded.algorithm, loaded.data
+    if not hasattr(algorithm, "posterior"):
+        raise LanganError(f"--z-interpolate needs a run with a latent z (algorithm=ctrlgen); "
+                          f"{loaded.run.path} is {loaded.cfg.algorithm}")
+    rows, _ = encode_texts(data.tokenizer, list(texts), data.max_length)
+    ends = algorithm.posterior(rows[:, 1:])  # [2, Z + C]
+    weights = torch.linspace(0, 1, max(n, 2), device=ends.device)[:, None]
+    cond = (1 - weights) * ends[0] + weights * ends[1]  # [n, Z + C]
+    if attrs:
+        fixed = algorithm.cond_for(len(cond), 0, attrs)
+        cond[:, algorithm.cfg.ctrlgen.latent_size:] = fixed[:, algorithm.cfg.ctrlgen.latent_size:]
+    out = sample(algorithm.generator, len(cond), data.max_length, temperature=0.0, cond=cond)
+    for w, row in zip(weights[:, 0].tolist(), out.tokens.tolist(), strict=True):
+        text = data.tokenizer.decode(row)
+        print(f"{w:4.2f}  {data.origin(text):<10}  {one_line(text)}")
     return 0
 
 
@@ -257,6 +323,32 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     png, page = write_report(args.run_dirs, Path(args.out))
     print(f"wrote {png} and {page}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    words = args.args
+    plotting = [f"--{k}" for k in ("x", "y", "hue", "out") if getattr(args, k)]
+    if words[0] == "show" and len(words) == 2 and not plotting:
+        from langan.sweeps.report import show
+
+        print(show(words[1], args.runs_dir, args.storage))
+        return 0
+    if words[0] == "plot" and len(words) == 2 and args.x and args.y:
+        from langan.sweeps.report import plot
+
+        png, csv_path, _ = plot(words[1], args.x, args.y, args.hue, Path(args.out or f"{words[1]}.png"),
+                                args.runs_dir, args.storage)
+        print(f"wrote {png} and {csv_path}")
+        return 0
+    if words[0] in ("show", "plot") or len(words) != 1 or plotting or args.storage:
+        raise LanganError("usage: langan sweep SWEEP.yaml [--seeds S] [--jobs J] [--n-trials N] | langan sweep "
+                          "show NAME | langan sweep plot NAME --x KEY --y METRIC [--hue KEY] [--out F.png]")
+    from langan.sweeps.spec import load_spec
+    from langan.sweeps.worker import run_sweep
+
+    spec = load_spec(words[0], args.seeds)
+    print("\n".join(run_sweep(spec, args.runs_dir, jobs=args.jobs, max_trials=args.n_trials, quiet=args.quiet)))
     return 0
 
 
@@ -294,7 +386,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "runs": cmd_runs, "config": cmd_config,
-            "sweep-temperature": cmd_sweep_temperature, "report": cmd_report}
+            "sweep-temperature": cmd_sweep_temperature, "report": cmd_report, "sweep": cmd_sweep}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

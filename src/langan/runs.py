@@ -164,10 +164,11 @@ def compare_groups(paths: list[str], metric: str) -> list[str]:
             raise LanganError(f"no run in '{path}' has a final '{metric}' (try best_valid_nll, eval/nll, or a "
                               "metric of eval.json after `langan eval`)")
         groups[Path(path).name] = found
-    lines = [f"{'group':<24} {'n':>3} {'mean':>10} {'std':>9}  95% CI of the mean"]
+    w = max(24, *(len(name) for name in groups))
+    lines = [f"{'group':<{w}} {'n':>3} {'mean':>10} {'std':>9}  95% CI of the mean"]
     for name, values in groups.items():
         s = summarize(values)
-        lines.append(f"{name:<24} {s['n']:>3} {s['mean']:>10.4f} {s['std']:>9.4f}  "
+        lines.append(f"{name:<{w}} {s['n']:>3} {s['mean']:>10.4f} {s['std']:>9.4f}  "
                      f"[{s['ci_low']:.4f}, {s['ci_high']:.4f}]")
     names = list(groups)
     for i, a in enumerate(names):
