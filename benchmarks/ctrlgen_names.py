@@ -22,8 +22,9 @@ import torch
 
 from langan.data.dataset import encode_texts
 from langan.data.sources import read_source
-from langan.eval.attributes import AttributeJudge, one_hot_rows
+from langan.eval.attributes import AttributeJudge, balanced_attr_accuracy
 from langan.generation import sample
+from langan.train.rundir import RunDir
 from langan.train.session import load_trained
 
 MARKERS = {"female": "F", "male": "M"}
@@ -56,8 +57,7 @@ def train_baseline(run: Path, ctrl_cfg: dict, seconds: float, data_file: Path) -
 
 
 def _steps_per_second(run: Path) -> float:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    rates = [r["train/steps_per_s"] for r in rows if "train/steps_per_s" in r]
+    rates = [r["train/steps_per_s"] for r in RunDir.open(run).read_metrics() if "train/steps_per_s" in r]
     return sum(rates[1:]) / max(len(rates) - 1, 1) if len(rates) > 1 else rates[0]
 
 
@@ -91,13 +91,12 @@ def ctrlgen_samples(loaded: object, n: int, seed: int, temperature: float) -> di
 
 
 def judge_table(judge: AttributeJudge, data: object, by_value: dict[str, list[str]]) -> dict[str, float]:
-    codes, row = judge.codes, {}
-    for value, texts in by_value.items():
-        tokens, _ = encode_texts(data.tokenizer, texts, data.max_length)
-        v = codes.values["gender"].index(value)
-        row[f"attr_acc/{value}"] = judge.accuracy(tokens[:, 1:], one_hot_rows(codes, len(texts), 0, v))
+    """attr_acc (and per gender, `attr_acc/gender=V`) as `langan eval` computes it, plus novelty and unique."""
+    values = judge.codes.values["gender"]
+    rows = {(0, values.index(v)): encode_texts(data.tokenizer, texts, data.max_length)[0][:, 1:]
+            for v, texts in by_value.items()}
+    row = balanced_attr_accuracy(judge, rows)
     texts = [t for ts in by_value.values() for t in ts]
-    row["attr_acc"] = sum(row[f"attr_acc/{v}"] for v in by_value) / len(by_value)
     row["novelty"] = sum(t not in data.train_set for t in texts) / len(texts)
     row["unique"] = len(set(texts)) / len(texts)
     return row
@@ -131,8 +130,8 @@ def main() -> None:
         rows = {"ctrlgen": judge_table(judge, loaded.data, ctrlgen_samples(loaded, args.n, args.seed, t)),
                 "conditional MLE": judge_table(judge, loaded.data, baseline_samples(baseline, args.n, args.seed, t))}
         for name, r in rows.items():
-            print(f"| {name} | {times[name]:.0f} s | {t:g} | {r['attr_acc']:.3f} | {r['attr_acc/female']:.3f} | "
-                  f"{r['attr_acc/male']:.3f} | {r['novelty']:.3f} | {r['unique']:.3f} |", flush=True)
+            print(f"| {name} | {times[name]:.0f} s | {t:g} | {r['attr_acc']:.3f} | {r['attr_acc/gender=female']:.3f} | "
+                  f"{r['attr_acc/gender=male']:.3f} | {r['novelty']:.3f} | {r['unique']:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

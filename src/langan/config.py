@@ -258,7 +258,8 @@ class Config:
 # ----------------------------------------------------------------------------- building from dicts
 
 
-def _closest(name: str, options: typing.Iterable[str]) -> str:
+def closest(name: str, options: typing.Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the option nearest to `name`, or '' when none is near."""
     match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.4)
     return f" (did you mean '{match[0]}'?)" if match else ""
 
@@ -323,12 +324,12 @@ def build(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
         key = prefix + str(name)
         if name not in fields:
             valid = [prefix + n for n in fields]
-            raise LanganError(f"unknown config key '{key}'{_closest(key, valid)}")
+            raise LanganError(f"unknown config key '{key}'{closest(key, valid)}")
         value = _coerce(value, hints[name], key)
         choices = fields[name].metadata.get("choices")
         if choices and value not in choices:
             raise LanganError(f"config key '{key}': '{value}' is not one of {', '.join(choices)}"
-                              f"{_closest(str(value), choices)}")
+                              f"{closest(str(value), choices)}")
         kwargs[name] = value
     return cls(**kwargs)
 

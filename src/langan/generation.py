@@ -134,17 +134,18 @@ def soft_sample(model: nn.Module, cond: Tensor, max_length: int, tau: float, gum
     forbidden = forbidden_mask(model.vocab_size, forbid, True, device)
     cache = model.new_cache(b, max_length + 1, differentiable=True)
     x = model.embed_tokens(torch.full((b, 1), BOS, dtype=torch.long, device=device))  # [B, 1, H]
-    steps, ended = [], torch.zeros(b, dtype=torch.bool, device=device)
+    steps, picks, ended = [], [], torch.zeros(b, dtype=torch.bool, device=device)
     for t in range(max_length):
         logits = model.forward_embeds(x, cache=cache, cond=cond)[0][:, -1].float()  # [B, V]
         probs = relax(logits.masked_fill(forbidden, float("-inf")), tau, gumbel, straight_through, generator)
         steps.append(probs)
         x = (probs @ model.embed.weight)[:, None]  # [B, 1, H]
-        ended |= probs.detach().argmax(-1) == EOS
+        picks.append(probs.detach().argmax(-1))
+        ended |= picks[-1] == EOS
         if t % 4 == 3 and bool(ended.all()):  # every row has ended: later steps would be cut anyway
             break
     probs = torch.stack(steps, 1)  # [B, L, V]
-    hard = probs.detach().argmax(-1)
+    hard = torch.stack(picks, 1)  # [B, L]
     is_eos = hard == EOS
     ended_before = (is_eos.cumsum(1) - is_eos.int()) > 0  # [B, L] an EOS came earlier
     tokens = hard.masked_fill(ended_before, PAD)

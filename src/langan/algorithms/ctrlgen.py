@@ -172,8 +172,8 @@ class CtrlGen(Algorithm):
         p = self.cfg.ctrlgen.word_dropout
         if p > 0 and self.gen.training:  # never BOS or PAD
             drop = (torch.rand(inputs.shape, device=inputs.device) < p) & (inputs != PAD)
-            inputs = inputs.masked_fill(drop.index_fill(1, torch.zeros(1, dtype=torch.long, device=inputs.device),
-                                                        False), UNK)
+            drop[:, 0] = False
+            inputs = inputs.masked_fill(drop, UNK)
         logits = self.gen(inputs, cond=cond)[0].float()  # [B, T, V]
         targets = rows
         recon = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD, reduction="sum")

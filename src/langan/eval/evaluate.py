@@ -76,7 +76,8 @@ def _evaluate_generator(loaded: Loaded, gen: nn.Module, names: list[str], settin
                         ) -> dict[str, float]:
     data, algorithm = loaded.data, loaded.algorithm
     results: dict[str, float] = {}
-    own = algorithm.heldout_nll(data.test, loaded.cfg.eval.batch_size) if gen is algorithm.generator else None
+    wants_nll = gen is algorithm.generator and ("nll" in names or "nll_gen" in names)
+    own = algorithm.heldout_nll(data.test, loaded.cfg.eval.batch_size) if wants_nll else None
     if "nll" in names:
         results["nll"] = own if own is not None else nll_per_token(gen, data.test.tokens, loaded.cfg.eval.batch_size)
     if "nll_gen" in names and own is None:  # Caccia et al. 2020: held-out NLL under the tempered model, EOS not counted

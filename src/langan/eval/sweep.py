@@ -10,14 +10,12 @@ quality and one diversity figure, and the curves are compared as a whole:
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
 from langan.errors import LanganError
 from langan.eval.evaluate import evaluate_loaded
-from langan.fileio import atomic_write_text
+from langan.fileio import write_csv_beside
 from langan.train.session import load_trained
 
 PAIRS = {"text": ("bleu4", "self_bleu4"), "oracle": ("nll_oracle", "nll_gen"), "lm": ("lm_score", "reverse_lm_score")}
@@ -67,14 +65,6 @@ def sweep_temperature(run_dirs: list[str], temperatures: list[float], n: int = 1
     return rows
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["run"])
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
-
-
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
     """One curve per run: diversity figure on x, quality on y, each point labelled with its temperature."""
     try:
@@ -106,11 +96,6 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 def write_outputs(rows: list[dict[str, Any]], png: Path) -> Path:
     """The CSV next to the PNG (same stem); returns the CSV path."""
-    csv_path = png.with_suffix(".csv")
-    try:
-        png.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise LanganError(f"cannot create '{png.parent}' for the sweep's outputs: {err.strerror}") from None
-    atomic_write_text(csv_path, to_csv(rows))
+    csv_path = write_csv_beside(png, rows)
     plot(rows, png)
     return csv_path

@@ -7,15 +7,13 @@ a point's final figures are re-read from its runs when they are on this machine 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from pathlib import Path
 from typing import Any
 
 from langan.errors import LanganError
-from langan.fileio import atomic_write_text
+from langan.fileio import write_csv_beside
 from langan.runs import final_metrics, format_table, summarize
 from langan.sweeps import study as studies
 from langan.sweeps.spec import SweepSpec, load_spec, read_spec_json
@@ -130,14 +128,6 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (0, value) if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, str(value))
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def draw(rows: list[dict[str, Any]], x: str, y: str, hue: str | None, title: str, png: Path) -> None:
     try:
         import matplotlib
@@ -173,12 +163,7 @@ def plot(name: str, x: str, y: str, hue: str | None, out: Path, runs_dir: str | 
     """Writes OUT (PNG) and the CSV beside it; returns both paths and the rows."""
     study, spec = open_sweep(name, runs_dir, storage)
     rows = curve_rows(study, spec, x, y, hue)
-    csv_path = out.with_suffix(".csv")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise LanganError(f"cannot create '{out.parent}' for the plot: {err.strerror}") from None
-    atomic_write_text(csv_path, to_csv(rows))
+    csv_path = write_csv_beside(out, rows)
     seeds = max(r["n"] for r in rows)
     others = [k for k in spec.space if k not in (x, hue)]
     title = f"sweep {spec.name}\n{y} vs {x}, mean ± std of up to {seeds} runs per point"

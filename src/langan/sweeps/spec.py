@@ -20,7 +20,6 @@ storage: sqlite:///runs/sweeps/gamma-context/study.db   # default; any database 
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import itertools
 import json
@@ -32,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from langan.config import flatten, load_config, read_yaml, to_dict
+from langan.config import closest, flatten, load_config, read_yaml, to_dict
 from langan.errors import LanganError
 
 KEYS = ("name", "base", "overrides", "space", "sampler", "n_trials", "metric", "direction", "seeds", "pruner",
@@ -100,7 +99,7 @@ class SweepSpec:
             return params[key]
         if key not in self.base_config:
             raise LanganError(f"'{key}' is neither a searched key ({', '.join(self.space)}) nor a config key"
-                              f"{_closest(key, self.base_config)}")
+                              f"{closest(key, self.base_config)}")
         return self.base_config[key]
 
     def to_json(self) -> dict[str, Any]:
@@ -115,11 +114,6 @@ class SweepSpec:
         d = self.to_json()
         same = {k: d[k] for k in ("base_config", "space", "metric", "direction", "seeds", "sampler")}
         return hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _closest(name: str, options: Any) -> str:
-    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.4)
-    return f" (did you mean '{match[0]}'?)" if match else ""
 
 
 def point_key(params: dict[str, Any]) -> str:
@@ -257,7 +251,7 @@ def load_spec(path: str | Path, seeds: str | None = None) -> SweepSpec:
     raw = read_yaml(path)
     unknown = [k for k in raw if k not in KEYS]
     if unknown:
-        raise LanganError(f"'{path}': unknown sweep key '{unknown[0]}'{_closest(str(unknown[0]), KEYS)}; "
+        raise LanganError(f"'{path}': unknown sweep key '{unknown[0]}'{closest(str(unknown[0]), KEYS)}; "
                           f"known: {', '.join(KEYS)}")
     name = raw.get("name", path.stem)
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
@@ -290,7 +284,7 @@ def _space(raw: Any, known: dict[str, Any]) -> dict[str, Param]:
                           "space: {reward.gamma: {grid: [0.5, 0.9]}}")
     for key in raw:
         if key not in known:
-            raise LanganError(f"space: unknown config key '{key}'{_closest(str(key), known)}")
+            raise LanganError(f"space: unknown config key '{key}'{closest(str(key), known)}")
         if key == "train.seed":
             raise LanganError("space: train.seed is not searched; list seeds under `seeds:` (or --seeds)")
         if isinstance(known[key], (list, dict)):
