@@ -119,6 +119,41 @@ def test_batch_iterator_state_resumes_the_same_stream() -> None:
     assert len(set(epoch0.tolist())) == 48  # one epoch never repeats an example
 
 
+def test_length_grouping_batches_similar_lengths_and_still_covers_the_epoch() -> None:
+    gen = torch.Generator().manual_seed(0)
+    lengths = torch.randint(2, 16, (200,), generator=gen)
+    tokens = (torch.arange(16)[None, :] < lengths[:, None]).long() * 5  # [200, 16]: rows of 2..15 non-PAD tokens
+
+    def padded_width(it: BatchIterator, n: int) -> tuple[int, list[int]]:
+        batches = [next(it) for _ in range(n)]
+        return sum(b.tokens.numel() for b in batches), torch.cat([b.index for b in batches]).tolist()
+
+    plain_cells, _ = padded_width(BatchIterator(tokens, 16, seed=3), 12)
+    grouped_cells, grouped_rows = padded_width(BatchIterator(tokens, 16, seed=3, length_grouping=4), 12)
+    assert len(set(grouped_rows)) == 192  # one epoch (12 full batches) never repeats a row
+    assert grouped_cells < 0.8 * plain_cells  # far fewer PAD positions computed
+    again = BatchIterator(tokens, 16, seed=3, length_grouping=4)
+    assert padded_width(again, 12)[1] == grouped_rows  # deterministic from (seed, epoch)
+    second_epoch = padded_width(again, 12)[1]
+    assert second_epoch != grouped_rows and len(set(second_epoch)) == 192
+    fresh = BatchIterator(tokens, 16, seed=3, length_grouping=4)
+    widths = [next(fresh).tokens.shape[1] for _ in range(12)]
+    assert widths != sorted(widths)  # batches are shuffled, not served short to long
+
+
+def test_length_grouped_losses_weigh_every_token_alike() -> None:
+    """Grouped batches divide by the split's mean target count x B, not their own count: an epoch's
+    summed loss is then the per-token loss of the whole split (own counts would upweight short rows)."""
+    lengths = torch.tensor([3, 4, 12, 14] * 8)  # 32 rows, very different lengths
+    tokens = (torch.arange(16)[None, :] < lengths[:, None]).long() * 5
+    it = BatchIterator(tokens, 4, seed=0, length_grouping=8)
+    batches = [next(it) for _ in range(8)]  # one epoch, every row once
+    assert sum(b.loss_norm for b in batches) == pytest.approx(float((lengths - 1).sum()))
+    own = [int((b.targets != PAD).sum()) for b in batches]
+    assert max(own) > 2 * min(own)  # grouping made the batches' own counts very unequal
+    assert BatchIterator(tokens, 4, seed=0).__next__().loss_norm is None  # ungrouped: own count
+
+
 def test_tables_and_jsonl_with_partial_labels(tmp_path: Path) -> None:
     tsv = tmp_path / "d.tsv"
     tsv.write_text("text\tsentiment\ngood film\tpos\nbad film\t\nok film\tneg\n")

@@ -17,9 +17,11 @@ PRESET = str(REPO / "configs" / "names-mle.yaml")
 
 
 def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    """Every network of the last checkpoint, keyed network/parameter."""
     from safetensors.torch import load_file
 
-    return load_file(str(step_checkpoints(RunDir(run_dir))[-1] / "generator.safetensors"))
+    files = sorted(step_checkpoints(RunDir(run_dir))[-1].glob("*.safetensors"))
+    return {f"{f.stem}/{k}": v for f in files for k, v in load_file(str(f)).items()}
 
 
 def test_every_parameter_changes_after_one_step(tiny_cfg, tmp_path: Path) -> None:
@@ -37,6 +39,7 @@ def test_every_parameter_changes_after_one_step(tiny_cfg, tmp_path: Path) -> Non
 @pytest.mark.parametrize("extra", [
     ["generator.dropout=0.2", "optim.gen.schedule=cosine", "optim.gen.warmup_steps=2"],
     ["generator.arch=lstm", "generator.dropout=0.1", "optim.gen.schedule=onecycle", "optim.gen.grad_accumulation=2"],
+    ["optim.gen.ema_decay=0.9", "train.length_grouping=2", "generator.dropout=0.1"],
 ])
 def test_resume_is_bit_exact(names_file: Path, tmp_path: Path, extra: list[str]) -> None:
     """train 2N == train N, stop, --resume, N more (dropout consumes RNG; schedules depend on the step)."""
@@ -48,6 +51,7 @@ def test_resume_is_bit_exact(names_file: Path, tmp_path: Path, extra: list[str])
     assert main(["train", "--resume", str(tmp_path / "split"), "--quiet"]) == 0
     a, b = final_weights(tmp_path / "straight"), final_weights(tmp_path / "split")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(k.startswith("generator_average/") for k in a) == ("optim.gen.ema_decay=0.9" in extra)
     for name in ("straight", "split"):
         assert RunDir(tmp_path / name).read_meta()["status"] == "finished"
     steps = [r["step"] for r in RunDir(tmp_path / "split").read_metrics() if "gen/loss" in r]
@@ -141,3 +145,30 @@ def test_no_validation_split_never_early_stops(tiny_cfg, tmp_path: Path) -> None
     assert s.trainer.fit() == "finished" and s.trainer.step == 8
     s.run.update_meta(best_valid_nll=s.trainer.best_valid_nll)
     assert json.loads(s.run.meta_path.read_text())["best_valid_nll"] is None  # strict JSON, no Infinity
+
+
+def test_weight_average_is_what_gets_evaluated(tiny_cfg, tmp_path: Path) -> None:
+    """optim.gen.ema_decay: the average follows decay_t = min(decay, (1+t)/(10+t)) and is the generator
+    that evaluation, sampling and the best checkpoint use; the trained weights keep training."""
+    tiny_cfg.optim.gen.ema_decay = 0.5
+    s = new_session(tiny_cfg, tmp_path / "ema", quiet=True)
+    algo = s.algorithm
+    trained, averaged = algo.gen, algo.generator
+    assert averaged is not trained and not any(p.requires_grad for p in averaged.parameters())
+    expected = {n: p.detach().clone() for n, p in trained.named_parameters()}
+    for t in range(1, 4):
+        algo.step(next(s.trainer.batches))
+        w = 1 - min(0.5, (1 + t) / (10 + t))
+        for n, p in trained.named_parameters():
+            expected[n] += w * (p.detach() - expected[n])
+    for n, p in averaged.named_parameters():
+        torch.testing.assert_close(p, expected[n])
+        assert not torch.equal(p, dict(trained.named_parameters())[n])
+    assert set(algo.networks()) == {"generator", "generator_average"}
+
+
+def test_weight_average_only_where_implemented() -> None:
+    with pytest.raises(Exception, match="ema_decay"):
+        load_config(PRESET, ["algorithm=reinforce", "optim.gen.ema_decay=0.99"])
+    with pytest.raises(Exception, match="ema_decay"):
+        load_config(PRESET, ["optim.gen.ema_decay=1.0"])

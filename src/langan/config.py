@@ -192,6 +192,8 @@ class OptimConfig:
     pct_start: float = opt(0.3, "onecycle: fraction of steps spent raising the lr")
     cycle_beta1: list[float] = opt([0.95, 0.85], "onecycle: beta1 goes from the first to the second value "
                                    "while lr rises, and back while it falls (Smith 2018)")
+    ema_decay: float = opt(0.0, "keep an exponential moving average of the weights with this decay (e.g. 0.998) "
+                           "and evaluate, sample and checkpoint-select with it (0 = off; algorithm=mle)")
 
 
 @dataclass
@@ -214,6 +216,8 @@ class TrainConfig:
     epochs: float = opt(0.0, "if > 0: train this many passes over the training split instead of `steps`")
     batch_size: int = opt(32, "examples per optimiser step (makemore: 32)")
     seed: int = opt(0, "seeds Python, NumPy and torch; with it a CPU run is repeatable bit for bit")
+    length_grouping: int = opt(0, "batch rows of similar length: sort each window of this many batches by "
+                               "length, then shuffle the batches (0 = off; fewer PAD positions computed)")
     device: str = opt("auto", "'auto' (cuda if available), 'cpu', 'cuda', 'cuda:N'")
     dtype: str = opt("float32", "autocast dtype for forward passes on CUDA", ("float32", "bfloat16"))
     threads: int = opt(0, "torch CPU threads (0 = torch's default)")
@@ -414,6 +418,7 @@ def validate(cfg: Config) -> None:
          "generator.hidden_size / generator.num_heads must be even (RoPE rotates pairs of dimensions)"),
         (d.max_length >= 1, "data.max_length must be at least 1"),
         (t.batch_size >= 1, "train.batch_size must be at least 1"),
+        (t.length_grouping >= 0, "train.length_grouping must be >= 0 (0 = off)"),
         (t.steps >= 1 or t.epochs > 0, "train.steps must be at least 1 (or set train.epochs)"),
         (cfg.eval.every >= 1, "eval.every must be at least 1"),
         (d.valid_size >= 0 and d.test_size >= 0, "data.valid_size and data.test_size must be >= 0"),
@@ -432,6 +437,10 @@ def validate(cfg: Config) -> None:
              f"optim.{name}: min_lr_ratio must be in [0, 1] and pct_start in (0, 1)"),
             (o.grad_accumulation >= 1, f"optim.{name}.grad_accumulation must be at least 1"),
             (o.lr > 0, f"optim.{name}.lr must be positive"),
+            (0 <= o.ema_decay < 1, f"optim.{name}.ema_decay must be in [0, 1)"),
+            (o.ema_decay == 0 or (name == "gen" and cfg.algorithm == "mle"),
+             f"optim.{name}.ema_decay: weight averaging is implemented for optim.gen with algorithm=mle only; "
+             f"set it to 0"),
         ]
     for ok, message in checks:
         if not ok:

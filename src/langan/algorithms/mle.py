@@ -14,7 +14,7 @@ from langan.data.dataset import DataBundle
 from langan.data.tokenizers import PAD
 from langan.losses import token_nll_sum
 from langan.models import build_generator
-from langan.optim import apply_schedule, build_optimizer
+from langan.optim import WeightAverage, apply_schedule, build_optimizer
 
 
 class MLE(Algorithm):
@@ -25,16 +25,21 @@ class MLE(Algorithm):
         super().__init__(cfg, data, device, total_steps)
         self.gen = build_generator(cfg.generator, data.tokenizer.vocab_size, data.max_length).to(device)
         self.opt = build_optimizer(self.gen, cfg.optim.gen)
+        decay = cfg.optim.gen.ema_decay
+        self.average = WeightAverage(self.gen, decay) if decay > 0 else None
 
     @property
     def generator(self) -> nn.Module:
-        return self.gen
+        """The network evaluated and sampled: the weight average when optim.gen.ema_decay > 0."""
+        return self.average.model if self.average else self.gen
 
     def networks(self) -> dict[str, nn.Module]:
-        return {"generator": self.gen}
+        return {"generator": self.gen} | ({"generator_average": self.average.model} if self.average else {})
 
     def step(self, batch: Batch) -> dict[str, Tensor | float]:
         metrics = self.mle_update(batch, self.opt, self.cfg.optim.gen, self.step_count, self.total_steps)
+        if self.average:
+            self.average.update(self.gen)
         self.step_count += 1
         return metrics
 
@@ -43,7 +48,7 @@ class MLE(Algorithm):
         """One maximum-likelihood optimiser step of the generator (also the GANs' pretraining phase)."""
         lr, beta1 = apply_schedule(opt, ocfg, step, steps)
         tokens = batch.tokens.to(self.device, non_blocking=True)
-        n_targets = (tokens[:, 1:] != PAD).sum().clamp(min=1)
+        n_targets = batch.targets_norm().to(self.device)
         self.gen.train()
         opt.zero_grad(set_to_none=True)
         total = torch.zeros((), device=self.device)
@@ -55,12 +60,16 @@ class MLE(Algorithm):
             total += loss.detach()
         grad_norm = self.optimizer_step(opt, self.gen, "generator", ocfg.max_grad_norm)
         return {"gen/loss": total, "gen/grad_norm": grad_norm, "gen/lr": lr, "gen/beta1": beta1,
-                "gen/tokens": n_targets}
+                "gen/tokens": (tokens[:, 1:] != PAD).sum()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"step_count": self.step_count, "gen_optimizer": self.opt.state_dict(), **self.guard_state()}
+        average = {"average_updates": self.average.updates} if self.average else {}
+        return {"step_count": self.step_count, "gen_optimizer": self.opt.state_dict(), **average,
+                **self.guard_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step_count = int(state["step_count"])
         self.opt.load_state_dict(state["gen_optimizer"])
+        if self.average:
+            self.average.updates = int(state["average_updates"])
         self.load_guard_state(state)

@@ -18,6 +18,15 @@ from langan.data.tokenizers import PAD
 class Batch:
     tokens: Tensor  # [B, T + 1] right-padded, trimmed to the longest row of the batch
     index: Tensor  # [B] positions of the rows in their split (to look up labels)
+    # what a per-token loss divides by: None = this batch's own target count; under length grouping the
+    # split's mean count per row x B, so a batch of short rows does not weigh its tokens more (unbiased)
+    loss_norm: float | None = None
+
+    def targets_norm(self) -> Tensor:
+        """0-dim: the number a summed token loss is divided by (see `loss_norm`)."""
+        if self.loss_norm is not None:
+            return torch.tensor(self.loss_norm)
+        return (self.targets != PAD).sum().clamp(min=1)
 
     @property
     def inputs(self) -> Tensor:  # [B, T]
@@ -67,17 +76,33 @@ class BatchIterator:
     is still seen); a split smaller than the batch gives whole-split batches.
     """
 
-    def __init__(self, tokens: Tensor, batch_size: int, seed: int):
+    def __init__(self, tokens: Tensor, batch_size: int, seed: int, length_grouping: int = 0):
         self.tokens = tokens
         self.batch_size = min(batch_size, len(tokens))
         self.seed = seed
+        self.length_grouping = length_grouping
+        self.lengths = (tokens != PAD).sum(1) if length_grouping > 1 else None  # [N]
+        # targets per row = non-PAD tokens - 1 (BOS is never a target)
+        self.loss_norm = None if self.lengths is None else float(self.lengths.sum() - len(tokens)) / len(tokens)
         self.epoch = 0
         self.position = 0
         self._order = self._permutation(0)
 
     def _permutation(self, epoch: int) -> Tensor:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(len(self.tokens), generator=g)
+        order = torch.randperm(len(self.tokens), generator=g)
+        return order if self.lengths is None else self._group_by_length(order, g)
+
+    def _group_by_length(self, order: Tensor, g: torch.Generator) -> Tensor:
+        """Sort each window of `length_grouping` batches by length, cut it into batches and shuffle the
+        batches of the epoch: rows of a batch have similar lengths, so `trim` computes few PAD positions.
+        The leftover rows (fewer than a batch) stay at the end, where the epoch drops them."""
+        b = self.batch_size
+        full = len(order) // b * b
+        windows = order[:full].split(b * self.length_grouping)
+        grouped = torch.cat([w[torch.sort(self.lengths[w], stable=True).indices] for w in windows])
+        batches = grouped.view(-1, b)[torch.randperm(full // b, generator=g)]  # [n_batches, B]
+        return torch.cat([batches.flatten(), order[full:]])
 
     def __iter__(self) -> BatchIterator:
         return self
@@ -88,7 +113,8 @@ class BatchIterator:
             self._order = self._permutation(self.epoch)
         index = self._order[self.position: self.position + self.batch_size]
         self.position += self.batch_size
-        return Batch(trim(self.tokens[index]), index)
+        norm = None if self.loss_norm is None else self.loss_norm * len(index)
+        return Batch(trim(self.tokens[index]), index, norm)
 
     @property
     def steps_per_epoch(self) -> int:

@@ -34,7 +34,8 @@ class Trainer:
                  quiet: bool = False):
         self.cfg, self.run, self.data, self.algorithm = cfg, run, data, algorithm
         self.total_steps, self.quiet = total_steps, quiet
-        self.batches = BatchIterator(data.train.tokens, cfg.train.batch_size, cfg.train.seed)
+        self.batches = BatchIterator(data.train.tokens, cfg.train.batch_size, cfg.train.seed,
+                                     cfg.train.length_grouping)
         self.step = 0
         self.best_valid_nll = math.inf
         self.tokens_seen = 0
