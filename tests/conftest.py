@@ -37,7 +37,8 @@ def tiny_overrides(source: Path | str, **extra: object) -> list[str]:
     base = {"data.source": str(source), "data.valid_size": 4, "data.test_size": 4, "data.max_length": 16,
             "generator.hidden_size": 16, "generator.intermediate_size": 32, "generator.num_layers": 1,
             "generator.num_heads": 2, "train.steps": 6, "train.batch_size": 8, "eval.every": 3,
-            "eval.num_samples": 4, "eval.metrics": "[]", "optim.gen.warmup_steps": 0}
+            "eval.num_samples": 4, "eval.metrics": "[]", "optim.gen.warmup_steps": 0,
+            "optim.gen.ema_decay": 0.0}  # the weight average is tested where a test names it
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
 

@@ -16,9 +16,9 @@ def tiny_transformer(**kw) -> TransformerLM:
     return TransformerLM(**(args | kw)).eval()
 
 
-@pytest.mark.parametrize("activation", ["gelu", "swiglu"])
-def test_kv_cache_decoding_equals_full_forward(activation: str) -> None:
-    model = tiny_transformer(activation=activation, rope_theta=200.0)
+@pytest.mark.parametrize(("activation", "learned_positions"), [("gelu", False), ("swiglu", False), ("gelu", True)])
+def test_kv_cache_decoding_equals_full_forward(activation: str, learned_positions: bool) -> None:
+    model = tiny_transformer(activation=activation, rope_theta=200.0, learned_positions=learned_positions)
     tokens = torch.randint(1, 11, (3, 9))
     full, _ = model(tokens)
     cache = model.new_cache(3)
@@ -41,8 +41,9 @@ def test_lstm_state_cache_equals_full_forward() -> None:
     torch.testing.assert_close(steps, full, rtol=1e-5, atol=1e-5)
 
 
-def test_left_padding_with_mask_changes_nothing() -> None:
-    model = tiny_transformer()
+@pytest.mark.parametrize("learned_positions", [False, True])
+def test_left_padding_with_mask_changes_nothing(learned_positions: bool) -> None:
+    model = tiny_transformer(learned_positions=learned_positions)
     short = torch.tensor([[1, 5, 6, 2]])
     padded = torch.tensor([[1, 5, 6, 2, PAD, PAD, PAD]])
     left, mask = left_pad(padded)
@@ -69,8 +70,9 @@ def test_tied_embeddings_share_one_tensor() -> None:
     assert count_parameters(untied) - count_parameters(model) == 11 * 16
 
 
-def test_names_preset_is_about_200k_parameters() -> None:
-    cfg = load_config(REPO / "configs" / "names-mle.yaml")
+@pytest.mark.parametrize("preset", ["names-mle.yaml", "names-mle-lstm.yaml"])
+def test_names_preset_is_about_200k_parameters(preset: str) -> None:
+    cfg = load_config(REPO / "configs" / preset)
     n = count_parameters(build_generator(cfg.generator, 30, cfg.data.max_length))
     assert 180_000 <= n <= 220_000, n
 

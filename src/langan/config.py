@@ -70,6 +70,8 @@ class GeneratorConfig:
     num_layers: int = opt(4, "transformer blocks or stacked LSTM layers")
     num_heads: int = opt(4, "attention heads (hidden_size must divide by it)")
     rope_theta: float = opt(10000.0, "RoPE base; smaller values favour short contexts")
+    learned_positions: bool = opt(False, "transformer: also add learned absolute position embeddings (GPT-2, "
+                                  "makemore) to the token embeddings")
     tie_word_embeddings: bool = opt(False, "share the input embedding and the output projection")
     activation: str = opt("gelu", "transformer MLP: GELU (nanoGPT/makemore) or SwiGLU (Llama)",
                           ("gelu", "swiglu"))

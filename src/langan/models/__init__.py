@@ -11,7 +11,7 @@ from langan.models.transformer import TransformerLM
 
 GENERATORS: dict[str, type[nn.Module]] = {"transformer": TransformerLM, "lstm": LSTMLM}
 _GENERATOR_ARGS = ("hidden_size", "intermediate_size", "num_layers", "num_heads", "rope_theta",
-                   "tie_word_embeddings", "activation", "dropout", "attention_dropout")
+                   "tie_word_embeddings", "activation", "dropout", "attention_dropout", "learned_positions")
 
 
 def build_generator(cfg: Any, vocab_size: int, max_length: int, cond_size: int = 0) -> nn.Module:

@@ -129,11 +129,14 @@ class TransformerLM(nn.Module):
     def __init__(self, vocab_size: int, max_length: int, hidden_size: int = 64, intermediate_size: int = 256,
                  num_layers: int = 4, num_heads: int = 4, rope_theta: float = 10000.0,
                  tie_word_embeddings: bool = False, activation: str = "gelu", dropout: float = 0.0,
-                 attention_dropout: float = 0.0, cond_size: int = 0, out_size: int = 0):
+                 attention_dropout: float = 0.0, cond_size: int = 0, out_size: int = 0,
+                 learned_positions: bool = False):
         super().__init__()
         self.vocab_size, self.max_length = vocab_size, max_length
         self.num_heads, self.rope_theta = num_heads, rope_theta
         self.embed = nn.Embedding(vocab_size, hidden_size)
+        # absolute positions as well as RoPE (GPT-2 / makemore): "how far into the text" in one lookup
+        self.positions = nn.Embedding(max_length + 1, hidden_size) if learned_positions else None
         self.cond_proj = nn.Linear(cond_size, hidden_size, bias=False) if cond_size else None
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
@@ -192,6 +195,8 @@ class TransformerLM(nn.Module):
         else:
             positions = torch.arange(start, start + t, device=x.device)
             cos, sin = rope_tables(x.shape[-1] // self.num_heads, positions, self.rope_theta)
+        if self.positions is not None:
+            x = x + self.positions(positions.clamp(max=self.positions.num_embeddings - 1))
         if self.cond_proj is not None and cond is not None:
             x = x + self.cond_proj(cond)[:, None, :]
         x = self.drop(x)
