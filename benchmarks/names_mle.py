@@ -3,7 +3,7 @@
     python benchmarks/names_mle.py --source census-names
     python benchmarks/names_mle.py --source /path/to/names.txt --test-size 1000
 
-Trains `configs/names-mle.yaml` (plus any overrides), then evaluates the test split with the checkpoint
+Trains `configs/names-mle.yaml` or `--preset` (plus any overrides), then evaluates the test split with the checkpoint
 chosen on the validation split (`best`) and with the last one. Prints one Markdown table row per source.
 """
 
@@ -29,10 +29,10 @@ def langan(*args: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def run_one(source: str, test_size: str, runs_dir: Path, overrides: list[str]) -> dict[str, object]:
+def run_one(preset: str, source: str, test_size: str, runs_dir: Path, overrides: list[str]) -> dict[str, object]:
     name = Path(source).stem
     t0 = time.perf_counter()
-    langan("train", "configs/names-mle.yaml", f"data.source={source}", f"data.test_size={test_size}", *overrides,
+    langan("train", preset, f"data.source={source}", f"data.test_size={test_size}", *overrides,
            "--runs-dir", str(runs_dir), "--name", name, "--overwrite", "--quiet")
     wall = time.perf_counter() - t0
     meta = json.loads((runs_dir / name / "meta.json").read_text())
@@ -53,6 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", action="append", required=True, help="data.source (repeatable)")
     parser.add_argument("--test-size", default="1000")
+    parser.add_argument("--preset", default="configs/names-mle.yaml", help="config file to train")
     parser.add_argument("--runs-dir", default=str(REPO / "benchmarks" / "out" / "runs"))
     parser.add_argument("overrides", nargs="*", help="extra config overrides")
     args = parser.parse_args()
@@ -63,7 +64,7 @@ def main() -> None:
           "| unique | novelty |")
     print("|---|---|---|---|---|---|---|---|---|")
     for source in args.source:
-        r = run_one(source, args.test_size, Path(args.runs_dir), args.overrides)
+        r = run_one(args.preset, source, args.test_size, Path(args.runs_dir), args.overrides)
         print(f"| {Path(source).name} | {r['steps']} | {r['test_nll_best']:.4f} | {r['test_nll_last']:.4f} "
               f"| {r['train_s']:.0f} s | {r['wall_s']:.0f} s | {r['tokens_per_s']:,.0f} | {r['unique']:.3f} "
               f"| {r['novelty']:.3f} |", flush=True)
