@@ -167,7 +167,7 @@ def test_weight_average_is_what_gets_evaluated(tiny_cfg, tmp_path: Path) -> None
         torch.testing.assert_close(p, expected[n])
         assert not torch.equal(p, dict(trained.named_parameters())[n])
     assert set(algo.networks()) == {"generator", "generator_average"}
-    assert s.run.read_meta()["num_parameters"] == count_parameters(trained) > 0  # not the frozen average's 0
+    assert s.run.read_meta()["num_parameters"] == count_parameters(trained) > 0  # the model size, also when the generator is a frozen average
 
 
 def test_weight_average_only_where_implemented() -> None:

@@ -9,6 +9,7 @@ between the two `cycle_beta1` values.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from typing import Any
 
@@ -76,12 +77,18 @@ class WeightAverage:
     def __init__(self, model: nn.Module, decay: float):
         self.decay, self.updates = decay, 0
         self.model = copy.deepcopy(model).requires_grad_(False).eval()
+        # the tensor pairs, listed once: the same order in the copy and in `model` (parameters and buffers
+        # keep their identity through optimiser steps, load_state_dict and .to())
+        self._averaged, self._trained = float_tensors(self.model), float_tensors(model)
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self) -> None:
+        """Call after each optimiser step of the trained network."""
         self.updates += 1
         weight = 1.0 - min(self.decay, (1 + self.updates) / (10 + self.updates))
-        averaged = list(self.model.state_dict().values())
-        trained = list(model.state_dict().values())
-        floats = [(a, t) for a, t in zip(averaged, trained, strict=True) if a.is_floating_point()]
-        torch._foreach_lerp_([a for a, _ in floats], [t for _, t in floats], weight)
+        torch._foreach_lerp_(self._averaged, self._trained, weight)
+
+
+def float_tensors(model: nn.Module) -> list[torch.Tensor]:
+    """The floating-point parameters and buffers of `model`, in registration order."""
+    return [t for t in itertools.chain(model.parameters(), model.buffers()) if t.is_floating_point()]

@@ -39,7 +39,7 @@ class MLE(Algorithm):
     def step(self, batch: Batch) -> dict[str, Tensor | float]:
         metrics = self.mle_update(batch, self.opt, self.cfg.optim.gen, self.step_count, self.total_steps)
         if self.average:
-            self.average.update(self.gen)
+            self.average.update()
         self.step_count += 1
         return metrics
 
@@ -48,7 +48,9 @@ class MLE(Algorithm):
         """One maximum-likelihood optimiser step of the generator (also the GANs' pretraining phase)."""
         lr, beta1 = apply_schedule(opt, ocfg, step, steps)
         tokens = batch.tokens.to(self.device, non_blocking=True)
-        n_targets = batch.targets_norm().to(self.device)
+        n_real = (tokens[:, 1:] != PAD).sum()  # targets: every non-PAD token after BOS
+        # the divisor: this batch's own count, or under length grouping the split's mean count x B (Batch.loss_norm)
+        n_targets = n_real.clamp(min=1) if batch.loss_norm is None else batch.loss_norm
         self.gen.train()
         opt.zero_grad(set_to_none=True)
         total = torch.zeros((), device=self.device)
@@ -60,7 +62,7 @@ class MLE(Algorithm):
             total += loss.detach()
         grad_norm = self.optimizer_step(opt, self.gen, "generator", ocfg.max_grad_norm)
         return {"gen/loss": total, "gen/grad_norm": grad_norm, "gen/lr": lr, "gen/beta1": beta1,
-                "gen/tokens": (tokens[:, 1:] != PAD).sum()}
+                "gen/tokens": n_real}
 
     def state_dict(self) -> dict[str, Any]:
         average = {"average_updates": self.average.updates} if self.average else {}

@@ -22,12 +22,6 @@ class Batch:
     # split's mean count per row x B, so a batch of short rows does not weigh its tokens more (unbiased)
     loss_norm: float | None = None
 
-    def targets_norm(self) -> Tensor:
-        """0-dim: the number a summed token loss is divided by (see `loss_norm`)."""
-        if self.loss_norm is not None:
-            return torch.tensor(self.loss_norm)
-        return (self.targets != PAD).sum().clamp(min=1)
-
     @property
     def inputs(self) -> Tensor:  # [B, T]
         return self.tokens[:, :-1]

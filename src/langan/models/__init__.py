@@ -21,5 +21,6 @@ def build_generator(cfg: Any, vocab_size: int, max_length: int, cond_size: int =
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters, each shared tensor counted once."""
-    return sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())
+    """The model's size: its parameters, each shared (tied) tensor once, frozen ones included (a frozen
+    weight average has the size of the network it averages)."""
+    return sum(p.numel() for p in model.parameters())  # parameters() already skips repeated tensors

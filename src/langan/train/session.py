@@ -94,7 +94,7 @@ class Session:
                  f"test examples, {self.cfg.data.tokenizer if d.oracle is None else 'oracle'} vocabulary "
                  f"{d.tokenizer.vocab_size}, max_length {d.max_length}",
                  f"model: {self.cfg.algorithm}, {self.cfg.generator.arch} generator with "
-                 f"{count_parameters(self.algorithm.networks()['generator']):,} parameters on {self.algorithm.device}"]
+                 f"{count_parameters(self.algorithm.generator):,} parameters on {self.algorithm.device}"]
         return lines + [f"note: {n}" for n in d.notes]
 
     def change_lines(self) -> list[str]:
@@ -122,8 +122,7 @@ def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv:
     save_config(cfg, run.config_path)
     run.tokenizer_path.write_text(json.dumps(data.tokenizer.to_json()), encoding="utf-8")
     start_meta(run, to_dict(cfg), str(device), argv)
-    trained = algorithm.networks()["generator"]  # not `algorithm.generator`: a frozen weight average counts 0
-    run.update_meta(data_fingerprint=data_fingerprint(data), num_parameters=count_parameters(trained),
+    run.update_meta(data_fingerprint=data_fingerprint(data), num_parameters=count_parameters(algorithm.generator),
                     data_notes=data.notes, total_steps=steps)
     changes = None
     if previous is not None:
