@@ -24,8 +24,8 @@ from langan.data.dataset import encode_texts
 from langan.data.sources import read_source
 from langan.eval.attributes import AttributeJudge, balanced_attr_accuracy
 from langan.generation import sample
-from langan.train.rundir import RunDir
-from langan.train.session import load_trained
+from langan.runs.loading import load_run
+from langan.runs.rundir import RunDir
 
 MARKERS = {"female": "F", "male": "M"}
 
@@ -67,7 +67,7 @@ def training_seconds(run: Path) -> float:
 
 
 def baseline_samples(run: Path, n: int, seed: int, temperature: float) -> dict[str, list[str]]:
-    loaded = load_trained(run)
+    loaded = load_run(run)
     tok, gen = loaded.data.tokenizer, loaded.algorithm.generator
     out = {}
     for value, marker in MARKERS.items():
@@ -112,7 +112,7 @@ def main() -> None:
     p.add_argument("--temperatures", default="1.0,0.7", help="sampling temperatures, comma-separated")
     args = p.parse_args()
     run = Path(args.run)
-    loaded = load_trained(run)
+    loaded = load_run(run)
     seconds = training_seconds(run)
     baseline = Path(args.baseline_run or run.parent / f"{run.name}-cond-mle")
     if not (baseline / "checkpoints").is_dir():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from conftest import REPO, tiny_overrides
 from langan.cli import main
-from langan.train.rundir import RunDir
+from langan.runs.rundir import RunDir
 
 PRESET = str(REPO / "configs" / "names-mle.yaml")
 
@@ -47,7 +47,7 @@ def _fake_run(path: Path, best: float) -> None:
 
 
 def test_seed_group_statistics_by_hand(tmp_path: Path) -> None:
-    from langan.runs import compare_groups, distinguishable, summarize
+    from langan.runs.records import compare_groups, distinguishable, summarize
 
     s = summarize([1.0, 2.0, 3.0])
     assert (s["n"], s["mean"], s["std"]) == (3, 2.0, 1.0)

@@ -15,11 +15,11 @@ from langan.algorithms.ctrlgen import CtrlGen, tau_at
 from langan.cli import main
 from langan.config import CtrlGenConfig, load_config
 from langan.data.dataset import load_data
-from langan.data.tokenizers import PAD
 from langan.generation import soft_sample
 from langan.models.reader import SequenceReader
-from langan.train.checkpoint import _load_state, step_checkpoints
-from langan.train.rundir import RunDir
+from langan.runs.checkpoint import _load_state, step_checkpoints
+from langan.runs.rundir import RunDir
+from langan.tokens import PAD
 from langan.train.session import new_session
 
 PRESET = REPO / "configs" / "names-ctrlgen.yaml"

@@ -7,11 +7,12 @@ from hypothesis import strategies as st
 
 from conftest import NAMES
 from langan.config import load_config
-from langan.data.batching import BatchIterator, left_pad, loss_mask, trim
+from langan.data.batching import BatchIterator, loss_mask, trim
 from langan.data.dataset import encode_texts, load_data, split_sizes
 from langan.data.sources import census_names, census_surnames, read_source
-from langan.data.tokenizers import BOS, EOS, PAD, CharTokenizer
+from langan.data.tokenizers import CharTokenizer
 from langan.errors import LanganError
+from langan.tokens import BOS, EOS, PAD, left_pad
 
 
 def data_cfg(source: Path | str, *extra: str):

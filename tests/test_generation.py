@@ -1,9 +1,9 @@
 import torch
 from torch import nn
 
-from langan.data.tokenizers import BOS, EOS, PAD, UNK
 from langan.generation import filter_logits, sample
 from langan.models.transformer import TransformerLM
+from langan.tokens import BOS, EOS, PAD, UNK
 
 
 class Biased(nn.Module):

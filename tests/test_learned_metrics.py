@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from langan.data.sources import census_names
-from langan.data.tokenizers import BOS, EOS, PAD, CharTokenizer
+from langan.data.tokenizers import CharTokenizer
 from langan.eval import learned
+from langan.tokens import BOS, EOS, PAD
 
 
 @pytest.fixture(scope="module")

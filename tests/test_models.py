@@ -3,11 +3,10 @@ import torch
 
 from conftest import REPO
 from langan.config import load_config
-from langan.data.batching import left_pad
-from langan.data.tokenizers import PAD
 from langan.models import build_generator, count_parameters
 from langan.models.lstm import LSTMLM
 from langan.models.transformer import TransformerLM
+from langan.tokens import PAD, left_pad
 
 
 def tiny_transformer(**kw) -> TransformerLM:

@@ -6,7 +6,7 @@ import torch
 from conftest import SHARED_DATA
 from langan.config import load_config
 from langan.data.dataset import load_data
-from langan.models.oracle import OracleLSTM
+from langan.data.oracle import OracleLSTM
 
 
 def test_random_oracle_is_reproducible_and_fixed_length() -> None:

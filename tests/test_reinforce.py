@@ -13,13 +13,12 @@ from conftest import REPO, tiny_overrides
 from langan.algorithms import policy_gradient as pg
 from langan.cli import main
 from langan.config import load_config
-from langan.data.batching import from_left_padded, left_pad
-from langan.data.tokenizers import BOS, EOS, PAD
 from langan.errors import LanganError
 from langan.generation import sample
 from langan.models.discriminator import TransformerDiscriminator
-from langan.train.checkpoint import step_checkpoints
-from langan.train.rundir import RunDir
+from langan.runs.checkpoint import step_checkpoints
+from langan.runs.rundir import RunDir
+from langan.tokens import BOS, EOS, PAD, from_left_padded, left_pad
 from langan.train.session import new_session
 
 PRESET = str(REPO / "configs" / "names-reinforce.yaml")

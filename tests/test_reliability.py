@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 
 from conftest import NAMES, REPO, tiny_overrides
 from langan.cli import main
-from langan.data.batching import from_left_padded, left_pad, loss_mask
-from langan.data.tokenizers import EOS, PAD, UNK, BPETokenizer, CharTokenizer, WordTokenizer
-from langan.train import checkpoint
-from langan.train.rundir import RunDir
+from langan.data.batching import loss_mask
+from langan.data.tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
+from langan.runs import checkpoint
+from langan.runs.rundir import RunDir
+from langan.tokens import EOS, PAD, UNK, from_left_padded, left_pad
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from kill_resume import run_kill_test

@@ -19,10 +19,10 @@ import yaml
 from conftest import NAMES, REPO, tiny_overrides
 from langan.cli import main
 from langan.errors import LanganError
+from langan.runs.rundir import RunDir
 from langan.sweeps import study as studies
 from langan.sweeps.spec import load_spec, point_key
 from langan.sweeps.trial import STRIDE, SeedRun, _new_values, _report
-from langan.train.rundir import RunDir
 
 pytest.importorskip("optuna")
 PRESET = str(REPO / "configs" / "names-mle.yaml")

@@ -4,17 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from langan.data.tokenizers import (
-    BOS,
-    EOS,
-    PAD,
-    UNK,
-    BPETokenizer,
-    CharTokenizer,
-    OracleTokenizer,
-    WordTokenizer,
-    tokenizer_from_json,
-)
+from langan.data.tokenizers import BPETokenizer, CharTokenizer, OracleTokenizer, WordTokenizer, tokenizer_from_json
+from langan.tokens import BOS, EOS, PAD, UNK
 
 TEXTS = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
 

@@ -10,8 +10,8 @@ from langan.cli import main
 from langan.config import load_config
 from langan.models import count_parameters
 from langan.optim import schedule_at
-from langan.train.checkpoint import load_checkpoint, step_checkpoints
-from langan.train.rundir import RunDir
+from langan.runs.checkpoint import load_checkpoint, step_checkpoints
+from langan.runs.rundir import RunDir
 from langan.train.session import new_session
 
 PRESET = str(REPO / "configs" / "names-mle.yaml")
@@ -167,7 +167,8 @@ def test_weight_average_is_what_gets_evaluated(tiny_cfg, tmp_path: Path) -> None
         torch.testing.assert_close(p, expected[n])
         assert not torch.equal(p, dict(trained.named_parameters())[n])
     assert set(algo.networks()) == {"generator", "generator_average"}
-    assert s.run.read_meta()["num_parameters"] == count_parameters(trained) > 0  # the model size, also when the generator is a frozen average
+    # the model size, also when the generator is a frozen average
+    assert s.run.read_meta()["num_parameters"] == count_parameters(trained) > 0
 
 
 def test_weight_average_only_where_implemented() -> None:

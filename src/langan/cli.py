@@ -200,7 +200,7 @@ def _train_seeds(args: argparse.Namespace) -> int:
     """One `langan train` process per seed, `--jobs` at a time, into the group RUNS_DIR/NAME/seed-S."""
     import subprocess
 
-    from langan import runs
+    from langan.runs import records
 
     try:
         seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
@@ -227,7 +227,7 @@ def _train_seeds(args: argparse.Namespace) -> int:
               file=sys.stderr)
     if failed:
         raise LanganError(f"seeds {failed} failed (see their output above); finished runs are kept in {group}")
-    print("\n".join(runs.compare_groups([str(group)], "best_valid_nll")))
+    print("\n".join(records.compare_groups([str(group)], "best_valid_nll")))
     return 0
 
 
@@ -236,10 +236,10 @@ def _train_seeds(args: argparse.Namespace) -> int:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from langan.eval.samples import draw_samples, one_line
-    from langan.train.session import load_trained
+    from langan.runs.loading import load_run
 
     attrs = _parse_attrs(args.attr)
-    loaded = load_trained(args.run_dir, args.checkpoint)
+    loaded = load_run(args.run_dir, args.checkpoint)
     if args.z_interpolate:
         return _interpolate(loaded, args.z_interpolate, args.n, attrs)
     gen, data = loaded.algorithm.generator, loaded.data
@@ -356,21 +356,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from langan import runs
+    from langan.runs import records
 
     if args.args and args.args[0] == "diff":
         if len(args.args) != 3:
             raise LanganError("usage: langan runs diff RUN_A RUN_B")
-        print(runs.format_diff(runs.diff_runs(args.args[1], args.args[2])))
+        print(records.format_diff(records.diff_runs(args.args[1], args.args[2])))
         return 0
     if args.args and args.args[0] == "compare":
         if len(args.args) < 2:
             raise LanganError("usage: langan runs compare RUN_OR_GROUP... [--metric M]")
-        print("\n".join(runs.compare_groups(args.args[1:], args.metric)))
+        print("\n".join(records.compare_groups(args.args[1:], args.metric)))
         return 0
     if len(args.args) > 1:
         raise LanganError("usage: langan runs [RUNS_DIR] | langan runs diff RUN_A RUN_B | langan runs compare ...")
-    print(runs.format_table(runs.list_runs(args.args[0] if args.args else "runs")))
+    print(records.format_table(records.list_runs(args.args[0] if args.args else "runs")))
     return 0
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from langan.data.tokenizers import BOS, EOS, PAD, UNK
+from langan.tokens import BOS, EOS, PAD, UNK
 
 
 @dataclass

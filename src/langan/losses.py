@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from langan.data.tokenizers import EOS, PAD
+from langan.tokens import EOS, PAD
 
 
 def token_nll_sum(model: nn.Module, tokens: Tensor, cond: Tensor | None = None, temperature: float = 1.0,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from langan.errors import LanganError
 from langan.fileio import atomic_write_text
-from langan.train.rundir import RunDir
+from langan.runs.rundir import RunDir
 
 PANELS = [  # (title, metric keys drawn in the panel)
     ("generator loss", ["gen/loss"]), ("reward", ["reward/mean"]), ("discriminator loss", ["disc/loss"]),

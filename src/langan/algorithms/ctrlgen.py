@@ -28,11 +28,11 @@ from langan.algorithms.codes import Codes
 from langan.config import Config
 from langan.data.batching import Batch, iterate_in_order
 from langan.data.dataset import DataBundle, Split
-from langan.data.tokenizers import PAD, UNK
 from langan.generation import sample, soft_sample
 from langan.models import build_generator
 from langan.models.reader import SequenceReader
 from langan.optim import apply_schedule, build_optimizer
+from langan.tokens import PAD, UNK
 
 
 @contextlib.contextmanager

@@ -11,10 +11,10 @@ from langan.algorithms.base import Algorithm
 from langan.config import Config
 from langan.data.batching import Batch
 from langan.data.dataset import DataBundle
-from langan.data.tokenizers import PAD
 from langan.losses import token_nll_sum
 from langan.models import build_generator
 from langan.optim import WeightAverage, apply_schedule, build_optimizer
+from langan.tokens import PAD
 
 
 class MLE(Algorithm):

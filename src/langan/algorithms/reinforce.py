@@ -23,10 +23,10 @@ from langan.algorithms.mle import MLE
 from langan.config import Config
 from langan.data.batching import Batch
 from langan.data.dataset import DataBundle
-from langan.data.tokenizers import BOS, PAD, UNK
 from langan.generation import SampleOutput, filter_logits, forbidden_mask, sample
 from langan.models.discriminator import build_discriminator
 from langan.optim import apply_schedule, build_optimizer
+from langan.tokens import BOS, PAD, UNK
 
 
 class Reinforce(MLE):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from langan.data.tokenizers import PAD
+from langan.tokens import PAD
 
 
 @dataclass
@@ -40,26 +40,6 @@ def trim(tokens: Tensor) -> Tensor:
     """Drop the all-PAD columns at the right end of a right-padded batch (shorter forward passes)."""
     used = int((tokens != PAD).any(0).nonzero().max()) + 1 if tokens.numel() else 1
     return tokens[:, :used]
-
-
-def left_pad(tokens: Tensor) -> tuple[Tensor, Tensor]:
-    """Right-padded [B, T] -> (left-padded [B, T], attention mask [B, T] bool, True on real tokens)."""
-    t = tokens.shape[1]
-    lengths = (tokens != PAD).sum(1, keepdim=True)  # [B, 1]
-    src = torch.arange(t, device=tokens.device) - (t - lengths)  # [B, T] where each slot reads from
-    mask = src >= 0
-    out = torch.where(mask, tokens.gather(1, src.clamp(min=0)), torch.full_like(tokens, PAD))
-    return out, mask
-
-
-def from_left_padded(values: Tensor, mask: Tensor) -> Tensor:
-    """Inverse of `left_pad` for per-position values: left-padded [B, T] (mask True on real slots) ->
-    right-padded [B, T], 0 where there is no real token."""
-    t = values.shape[1]
-    lengths = mask.sum(1, keepdim=True)  # [B, 1]
-    src = torch.arange(t, device=values.device) + (t - lengths)  # [B, T] slot each position comes from
-    valid = src < t
-    return torch.where(valid, values.gather(1, src.clamp(max=t - 1)), torch.zeros_like(values))
 
 
 class BatchIterator:

@@ -8,6 +8,7 @@ never emitted EOS) and counted, or rejected (`data.overlong=error`). Oracle sequ
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import torch
@@ -15,10 +16,11 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
 from langan.config import DataConfig
+from langan.data.oracle import OracleLSTM
 from langan.data.sources import Corpus, read_source
-from langan.data.tokenizers import BOS, EOS, PAD, TOKENIZERS, OracleTokenizer, Tokenizer
+from langan.data.tokenizers import TOKENIZERS, OracleTokenizer, Tokenizer
 from langan.errors import LanganError
-from langan.models.oracle import OracleLSTM
+from langan.tokens import BOS, EOS, PAD
 
 
 @dataclass
@@ -45,6 +47,13 @@ class DataBundle:
     def __post_init__(self) -> None:
         self.train_set = set(self.train.texts)
         self._held_out_set = set(self.valid.texts) | set(self.test.texts)
+
+    def fingerprint(self) -> str:
+        """16 hex digits of SHA-256 over the texts of the three splits: recorded with a run, checked when it loads."""
+        h = hashlib.sha256()
+        for split in (self.train, self.valid, self.test):
+            h.update("\n".join(split.texts).encode("utf-8") + b"\x00")
+        return h.hexdigest()[:16]
 
     def origin(self, text: str) -> str:
         """'train', 'valid/test' or 'new': the memorisation tag of a generated text."""

@@ -14,9 +14,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from langan.errors import LanganError
+from langan.tokens import BOS, EOS, PAD, SPECIALS, UNK
 
-PAD, BOS, EOS, UNK = 0, 1, 2, 3
-SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 # Inside the HF BPE tokenizer the specials carry a NUL byte: HF splits input text on special-token strings, and
 # a corpus may well contain a literal "<unk>", but never NUL (the data readers reject it).
 HF_SPECIALS = tuple("\x00" + s for s in SPECIALS)

@@ -19,8 +19,8 @@ from langan.eval.attributes import AttributeJudge, balanced_attr_accuracy
 from langan.eval.metrics import ORACLE_ONLY, SAMPLE_METRICS, compute_sample_metrics, reference_for
 from langan.eval.nll import nll_per_token
 from langan.eval.samples import draw_samples
-from langan.train.rundir import atomic_write_text
-from langan.train.session import Loaded, load_trained
+from langan.fileio import atomic_write_text
+from langan.runs.loading import LoadedRun, load_run
 
 # each trains or loads a model: computed only when named with --metrics
 TRAINED_METRICS = ("c2st_acc", "lm_score", "reverse_lm_score", "fed")
@@ -43,7 +43,7 @@ def evaluate_run(run_dir: str, n: int = 1000, temperature: float = 1.0, top_p: f
     (under "compare"), and `disc_acc`, the balanced accuracy of the run's discriminator on test text vs each
     generator's samples."""
     check_metrics(metrics)
-    loaded = load_trained(run_dir, which)
+    loaded = load_run(run_dir, which)
     settings = {"n": n, "temperature": temperature, "top_p": top_p, "top_k": top_k, "seed": seed}
     coded = getattr(loaded.algorithm, "codes", None) is not None
     if metrics and "attr_acc" in metrics and not coded:
@@ -62,7 +62,7 @@ def check_metrics(metrics: list[str] | None) -> None:
         raise LanganError(f"unknown metric '{unknown[0]}'; available: {', '.join(METRICS)}")
 
 
-def evaluate_loaded(loaded: Loaded, names: list[str], settings: dict[str, Any]) -> dict[str, Any]:
+def evaluate_loaded(loaded: LoadedRun, names: list[str], settings: dict[str, Any]) -> dict[str, Any]:
     """`names` of the run's generator and, under "compare", of the algorithm's other generators."""
     results: dict[str, Any] = _evaluate_generator(loaded, loaded.algorithm.generator, names, settings)
     others = loaded.algorithm.generators_to_compare()
@@ -72,7 +72,7 @@ def evaluate_loaded(loaded: Loaded, names: list[str], settings: dict[str, Any]) 
     return results
 
 
-def _evaluate_generator(loaded: Loaded, gen: nn.Module, names: list[str], settings: dict[str, Any]
+def _evaluate_generator(loaded: LoadedRun, gen: nn.Module, names: list[str], settings: dict[str, Any]
                         ) -> dict[str, float]:
     data, algorithm = loaded.data, loaded.algorithm
     results: dict[str, float] = {}
@@ -100,7 +100,7 @@ def _evaluate_generator(loaded: Loaded, gen: nn.Module, names: list[str], settin
     return results | _trained_metrics(loaded, names, samples.tokens, settings["seed"])
 
 
-def attribute_metrics(loaded: Loaded, settings: dict[str, Any]) -> dict[str, float]:
+def attribute_metrics(loaded: LoadedRun, settings: dict[str, Any]) -> dict[str, float]:
     """attr_acc: n samples per value of each attribute, drawn with that code (the others from the training
     label distribution), judged by a classifier trained separately on real labelled rows; attr_clf_acc is
     that judge's validation accuracy, attr_novelty the share of those samples not in the training split."""
@@ -120,7 +120,7 @@ def attribute_metrics(loaded: Loaded, settings: dict[str, Any]) -> dict[str, flo
     return balanced_attr_accuracy(judge, by_value) | {"attr_clf_acc": judge.valid_accuracy, "attr_novelty": novelty}
 
 
-def _trained_metrics(loaded: Loaded, names: list[str], samples: Tensor, seed: int) -> dict[str, float]:
+def _trained_metrics(loaded: LoadedRun, names: list[str], samples: Tensor, seed: int) -> dict[str, float]:
     data, ecfg = loaded.data, loaded.cfg.eval
     vocab, length = data.tokenizer.vocab_size, data.max_length + 1
     out = {}

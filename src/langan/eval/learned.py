@@ -17,11 +17,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from langan.data.batching import iterate_in_order, trim
-from langan.data.tokenizers import BOS, PAD
 from langan.eval.nll import nll_per_token
 from langan.losses import token_nll_sum
 from langan.models.discriminator import TransformerDiscriminator
 from langan.models.transformer import TransformerLM
+from langan.tokens import BOS, PAD
 
 SCORER = {"hidden_size": 64, "intermediate_size": 256, "num_layers": 2, "num_heads": 4, "rope_theta": 200.0}
 

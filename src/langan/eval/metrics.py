@@ -9,11 +9,11 @@ import torch
 from torch import Tensor
 
 from langan.data.dataset import DataBundle
-from langan.data.tokenizers import BOS, EOS, PAD, SPECIALS
+from langan.data.oracle import OracleLSTM
 from langan.errors import LanganError
 from langan.eval.bleu import bleu, self_bleu
 from langan.eval.samples import Samples
-from langan.models.oracle import OracleLSTM
+from langan.tokens import BOS, EOS, PAD, SPECIALS
 
 
 @dataclass

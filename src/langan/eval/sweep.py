@@ -16,7 +16,7 @@ from typing import Any
 from langan.errors import LanganError
 from langan.eval.evaluate import evaluate_loaded
 from langan.fileio import write_csv_beside
-from langan.train.session import load_trained
+from langan.runs.loading import load_run
 
 PAIRS = {"text": ("bleu4", "self_bleu4"), "oracle": ("nll_oracle", "nll_gen"), "lm": ("lm_score", "reverse_lm_score")}
 
@@ -44,7 +44,7 @@ def sweep_temperature(run_dirs: list[str], temperatures: list[float], n: int = 1
                       progress: Any = None, pair: str = "auto") -> list[dict[str, Any]]:
     """One row per (run, generator, temperature): the quality and the diversity figure. A GAN run adds a
     curve for its pretrained generator, so MLE and adversarial training meet on one frontier."""
-    runs = [load_trained(r) for r in run_dirs]
+    runs = [load_run(r) for r in run_dirs]
     kinds = {"oracle" if r.data.oracle is not None else "text" for r in runs}
     if len(kinds) > 1:
         raise LanganError("sweep-temperature: mix of oracle and text runs; their figures are not comparable")

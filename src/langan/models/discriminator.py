@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from langan.data.batching import from_left_padded, left_pad
 from langan.models.transformer import TransformerLM
+from langan.tokens import from_left_padded, left_pad
 
 
 class TransformerDiscriminator(nn.Module):

@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from langan.data.tokenizers import PAD
 from langan.models.lstm import LSTMLM
 from langan.models.transformer import TransformerLM
+from langan.tokens import PAD
 
 
 class SequenceReader(nn.Module):

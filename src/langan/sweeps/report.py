@@ -14,10 +14,10 @@ from typing import Any
 
 from langan.errors import LanganError
 from langan.fileio import write_csv_beside
-from langan.runs import final_metrics, format_table, summarize
+from langan.runs.records import final_metrics, format_table, summarize
+from langan.runs.rundir import RunDir
 from langan.sweeps import study as studies
 from langan.sweeps.spec import SweepSpec, load_spec, read_spec_json
-from langan.train.rundir import RunDir
 
 
 def open_sweep(name: str, runs_dir: str | Path, storage: str | None = None) -> tuple[Any, SweepSpec]:

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from langan.errors import LanganError
+from langan.runs.rundir import pid_alive
 from langan.sweeps.spec import SweepSpec, point_dir_name, point_key
-from langan.train.rundir import pid_alive
 
 HEARTBEAT_S = 10  # a running trial records a heartbeat this often
 GRACE_S = 60  # a trial of another machine silent this long is dead

@@ -24,10 +24,10 @@ from typing import IO, Any
 
 from langan.config import flatten, load_config, to_dict
 from langan.errors import LanganError
-from langan.runs import final_metrics, read_config
+from langan.runs.records import final_metrics, read_config
+from langan.runs.rundir import RunDir, pid_alive
 from langan.sweeps.spec import SweepSpec
 from langan.sweeps.study import HEARTBEAT_S, Claim
-from langan.train.rundir import RunDir, pid_alive
 
 STRIDE = 1_000_000
 POLL_S = 0.5

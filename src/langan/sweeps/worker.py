@@ -23,7 +23,7 @@ from tqdm import tqdm
 from langan.config import load_config
 from langan.errors import LanganError
 from langan.fileio import atomic_write_text
-from langan.runs import summarize
+from langan.runs.records import summarize
 from langan.sweeps import study as studies
 from langan.sweeps.spec import SweepSpec, point_key
 from langan.sweeps.trial import Heartbeat, Outcome, run_point

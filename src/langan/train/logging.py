@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from langan.fileio import atomic_write_text
-from langan.train.rundir import RunDir
+from langan.runs.rundir import RunDir
 
 
 class MetricsLogger:

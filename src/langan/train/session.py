@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -16,30 +15,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from langan import runs
 from langan.algorithms import ALGORITHMS, build_algorithm
 from langan.algorithms.base import Algorithm
-from langan.config import Config, config_changes, load_config, save_config, to_dict
+from langan.config import Config, config_changes, save_config, to_dict
 from langan.data.dataset import DataBundle, load_data
-from langan.data.tokenizers import tokenizer_from_json
 from langan.errors import LanganError
 from langan.eval.metrics import ORACLE_ONLY, SAMPLE_METRICS
 from langan.models import count_parameters
-from langan.train import checkpoint
-from langan.train.rundir import RunDir, start_meta
+from langan.runs import checkpoint, records
+from langan.runs.loading import load_run_inputs, restore_algorithm, setup_torch
+from langan.runs.rundir import RunDir, start_meta
 from langan.train.trainer import Trainer
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not (name == "cpu" or name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
-        raise LanganError(f"train.device='{name}' is not supported (use auto, cpu, cuda or cuda:N)")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise LanganError(f"train.device={name} but no CUDA device is available; use train.device=cpu")
-    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
-        raise LanganError(f"train.device={name} but only {torch.cuda.device_count()} CUDA device(s) exist")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -57,25 +43,12 @@ def total_steps(cfg: Config, n_train: int) -> int:
     return ALGORITHMS[cfg.algorithm].phase_steps(cfg) + main
 
 
-def data_fingerprint(data: DataBundle) -> str:
-    h = hashlib.sha256()
-    for split in (data.train, data.valid, data.test):
-        h.update("\n".join(split.texts).encode("utf-8") + b"\x00")
-    return h.hexdigest()[:16]
-
-
 def _check(cfg: Config) -> None:
     unknown = [m for m in cfg.eval.metrics if m not in SAMPLE_METRICS]
     if unknown:
         raise LanganError(f"eval.metrics: unknown metric '{unknown[0]}'; known: {', '.join(SAMPLE_METRICS)}")
     if cfg.data.source != "oracle" and set(cfg.eval.metrics) & set(ORACLE_ONLY):
         raise LanganError("eval.metrics: nll_oracle needs data.source=oracle (it scores samples with the oracle)")
-
-
-def _setup_torch(cfg: Config) -> torch.device:
-    if cfg.train.threads > 0:
-        torch.set_num_threads(cfg.train.threads)
-    return resolve_device(cfg.train.device)
 
 
 @dataclass
@@ -111,18 +84,18 @@ def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv:
     """A fresh run. Its config is compared with `compare_to` or, by default, the newest earlier run of the
     same preset in the same runs directory; the changed keys go to meta.json and `Session.describe()`."""
     _check(cfg)
-    device = _setup_torch(cfg)
+    device = setup_torch(cfg)
     seed_everything(cfg.train.seed)
     data = load_data(cfg.data)
     steps = total_steps(cfg, len(data.train))
     algorithm = build_algorithm(cfg, data, device, steps)  # before the run directory: a failure leaves none
-    against = RunDir.open(compare_to) if compare_to else runs.previous_run(Path(run_dir).parent, preset)
-    previous = (against.name, runs.read_config(against)) if against is not None else None  # read before overwrite
+    against = RunDir.open(compare_to) if compare_to else records.previous_run(Path(run_dir).parent, preset)
+    previous = (against.name, records.read_config(against)) if against is not None else None  # read before overwrite
     run = RunDir.create(run_dir, overwrite)
     save_config(cfg, run.config_path)
     run.tokenizer_path.write_text(json.dumps(data.tokenizer.to_json()), encoding="utf-8")
     start_meta(run, to_dict(cfg), str(device), argv)
-    run.update_meta(data_fingerprint=data_fingerprint(data), num_parameters=count_parameters(algorithm.generator),
+    run.update_meta(data_fingerprint=data.fingerprint(), num_parameters=count_parameters(algorithm.generator),
                     data_notes=data.notes, total_steps=steps)
     changes = None
     if previous is not None:
@@ -130,30 +103,6 @@ def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv:
     run.update_meta(preset=preset, changes=changes)
     trainer = Trainer(cfg, run, data, algorithm, steps, quiet=quiet)
     return Session(cfg, run, data, algorithm, trainer, changes)
-
-
-def _load_pieces(run: RunDir, overrides: list[str] | None = None) -> tuple[Config, DataBundle, torch.device]:
-    cfg = load_config(run.config_path, overrides or [])
-    device = _setup_torch(cfg)
-    try:
-        tokenizer = tokenizer_from_json(json.loads(run.tokenizer_path.read_text(encoding="utf-8")))
-    except (OSError, json.JSONDecodeError, KeyError):
-        raise LanganError(f"run '{run.path}' has no readable tokenizer.json; it cannot be loaded") from None
-    data = load_data(cfg.data, tokenizer=tokenizer)
-    recorded = run.read_meta().get("data_fingerprint")
-    if recorded not in (None, data_fingerprint(data)):
-        raise LanganError(f"the data of run '{run.path}' ({cfg.data.source}) changed since the run started, so its "
-                          "splits would differ (test examples could be training examples); use the original file")
-    return cfg, data, device
-
-
-def _restore(cfg: Config, data: DataBundle, device: torch.device, path: Path
-             ) -> tuple[Algorithm, dict[str, Any], dict[str, Any]]:
-    """An algorithm with the weights and state of checkpoint `path`; returns it, its saved state, trainer state."""
-    algorithm = build_algorithm(cfg, data, device, 1)
-    state, trainer_state = checkpoint.load_checkpoint(path, algorithm.networks())
-    algorithm.load_state_dict(state["algorithm"])
-    return algorithm, state, trainer_state
 
 
 def _check_same_setup(run: RunDir, cfg: Config, trainer_state: dict[str, Any], ignore: set[str]) -> None:
@@ -178,12 +127,12 @@ def resume_session(run_dir: str | Path, steps: int | None = None, argv: list[str
     """Rebuild a run from its own files and restore its latest whole checkpoint, RNG included."""
     run = RunDir.open(run_dir)
     overrides = [f"train.steps={steps}", "train.epochs=0"] if steps else []
-    cfg, data, device = _load_pieces(run, overrides)
+    cfg, data, device = load_run_inputs(run, overrides)
     meta = run.read_meta()
     if run.status(meta) == "running":
         raise LanganError(f"run '{run.path}' is still running (pid {meta.get('pid')}); stop it first (Ctrl-C)")
     path = checkpoint.find_checkpoint(run, "latest")
-    algorithm, state, trainer_state = _restore(cfg, data, device, path)
+    algorithm, state, trainer_state = restore_algorithm(cfg, data, device, path)
     if not force:
         _check_same_setup(run, cfg, trainer_state, ignore={"train.steps", "train.epochs"} if steps else set())
     total = total_steps(cfg, len(data.train)) if steps else int(trainer_state["total_steps"])
@@ -203,28 +152,3 @@ def resume_session(run_dir: str | Path, steps: int | None = None, argv: list[str
     return Session(cfg, run, data, algorithm, trainer)
 
 
-@dataclass
-class Loaded:
-    cfg: Config
-    run: RunDir
-    data: DataBundle
-    algorithm: Algorithm
-    checkpoint: Path
-    trainer_state: dict[str, Any]
-
-
-def load_trained(run_dir: str | Path, which: str = "auto") -> Loaded:
-    """A run's networks from one checkpoint, for sampling and evaluation.
-
-    'auto' is the checkpoint with the best validation NLL for algorithms that select by it (MLE), so a
-    run that overfits late is judged at its best; otherwise the latest checkpoint.
-    """
-    run = RunDir.open(run_dir)
-    cfg, data, device = _load_pieces(run)
-    if which == "auto":
-        by_nll = ALGORITHMS[cfg.algorithm].select_by_valid_nll
-        which = "best" if by_nll and (run.checkpoints_dir / "best").is_dir() else "latest"
-    path = checkpoint.find_checkpoint(run, which)
-    with torch.random.fork_rng(devices=[]):  # building networks draws initial weights: keep the caller's RNG
-        algorithm, _, trainer_state = _restore(cfg, data, device, path)
-    return Loaded(cfg, run, data, algorithm, path, trainer_state)

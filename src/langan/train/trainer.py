@@ -19,14 +19,14 @@ from langan.algorithms.base import Algorithm
 from langan.config import Config, flatten, to_dict
 from langan.data.batching import BatchIterator
 from langan.data.dataset import DataBundle
-from langan.data.tokenizers import PAD
 from langan.errors import LanganError
 from langan.eval.metrics import compute_sample_metrics, reference_for
 from langan.eval.nll import nll_per_token
 from langan.eval.samples import draw_samples, one_line
-from langan.train import checkpoint
+from langan.runs import checkpoint
+from langan.runs.rundir import RunDir
+from langan.tokens import PAD
 from langan.train.logging import MetricsLogger, Progress
-from langan.train.rundir import RunDir
 
 
 class Trainer:

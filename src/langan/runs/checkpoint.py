@@ -25,7 +25,7 @@ import torch
 
 from langan.errors import LanganError
 from langan.fileio import atomic_write_text
-from langan.train.rundir import RunDir
+from langan.runs.rundir import RunDir
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 

@@ -11,7 +11,7 @@ import yaml
 
 from langan.config import config_changes
 from langan.errors import LanganError
-from langan.train.rundir import RunDir
+from langan.runs.rundir import RunDir
 
 
 def _number(value: Any) -> str:
