@@ -269,27 +269,17 @@ def _parse_attrs(items: list[str]) -> dict[str, str]:
 
 def _interpolate(loaded: Any, texts: list[str], n: int, attrs: dict[str, str]) -> int:
     """Greedy decodes along z between two encoded texts (codes: --attr, else interpolated guesses)."""
-    import torch
-
     from langan.data.dataset import encode_texts
     from langan.eval.samples import one_line
     from langan.generation import sample
 
     algorithm, data = loaded.algorithm, loaded.data
-    if not hasattr(algorithm, "posterior"):
-        raise LanganError(f"--z-interpolate needs a run with a latent z (algorithm=ctrlgen); "
-                          f"{loaded.run.path} is {loaded.cfg.algorithm}")
     rows, _ = encode_texts(data.tokenizer, list(texts), data.max_length)
-    ends = algorithm.posterior(rows[:, 1:])  # [2, Z + C]
-    weights = torch.linspace(0, 1, max(n, 2), device=ends.device)[:, None]
-    cond = (1 - weights) * ends[0] + weights * ends[1]  # [n, Z + C]
-    if attrs:
-        fixed = algorithm.cond_for(len(cond), 0, attrs)
-        cond[:, algorithm.cfg.ctrlgen.latent_size:] = fixed[:, algorithm.cfg.ctrlgen.latent_size:]
+    cond = algorithm.interpolation_cond(rows[:, 1:], n, attrs)  # [n, Z + C]
     out = sample(algorithm.generator, len(cond), data.max_length, temperature=0.0, cond=cond)
-    for w, row in zip(weights[:, 0].tolist(), out.tokens.tolist(), strict=True):
+    for i, row in enumerate(out.tokens.tolist()):
         text = data.tokenizer.decode(row)
-        print(f"{w:4.2f}  {data.origin(text):<10}  {one_line(text)}")
+        print(f"{i / (len(cond) - 1):4.2f}  {data.origin(text):<10}  {one_line(text)}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""What every training algorithm provides to the trainer (which knows nothing about GANs)."""
+"""What every training algorithm provides to the trainer (which knows nothing about GANs), and everything the
+command line and evaluation may ask of one, each with a default: nobody probes an algorithm with `hasattr`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from langan.algorithms.codes import Codes
 from langan.config import Config
 from langan.data.batching import Batch
 from langan.data.dataset import DataBundle, Split
@@ -29,6 +31,8 @@ class Algorithm:
     select_by_valid_nll: ClassVar[bool] = False
     # what `langan eval` calls this algorithm's generator beside `generators_to_compare()`
     generator_label: ClassVar[str] = "trained"
+    # style codes of a conditional generator (ctrlgen: one one-hot per label column); None = unconditional
+    codes: Codes | None = None
 
     def __init__(self, cfg: Config, data: DataBundle, device: torch.device, total_steps: int):
         self.cfg, self.data, self.device, self.total_steps = cfg, data, device, total_steps
@@ -65,6 +69,16 @@ class Algorithm:
         """Conditioning vectors for sampling (None for unconditional generators); `attrs` pins style codes."""
         if attrs:
             raise LanganError(f"this run ({self.name}) has no style codes; --attr needs a run with algorithm=ctrlgen")
+        return None
+
+    def interpolation_cond(self, rows: Tensor, n: int, attrs: dict[str, str] | None = None) -> Tensor:
+        """[n, cond] conditioning on the line between the encodings of two real rows ([2, T], no BOS), for
+        `langan sample --z-interpolate`; only algorithms with a latent z have one."""
+        raise LanganError(f"--z-interpolate needs a run with a latent z (algorithm=ctrlgen); this run is {self.name}")
+
+    def disc_accuracy(self, real: Tensor, fake: Tensor) -> float | None:
+        """Balanced accuracy of the algorithm's discriminator on real vs generated rows (no BOS, right-padded),
+        `disc_acc` in `langan eval`; None for algorithms without a discriminator."""
         return None
 
     def heldout_nll(self, split: Split, batch_size: int) -> float | None:

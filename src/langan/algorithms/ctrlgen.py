@@ -69,6 +69,11 @@ def gaussian_nll(z: Tensor, stats: Tensor) -> Tensor:
 
 
 class CtrlGen(Algorithm):
+    """Owns: networks `generator` (conditioned on [z, c]), `encoder` q(z|x), `classifier` (the attribute
+    discriminator); optimisers `pretrain_optimizer` (VAE phase), `gen_optimizer` (joint phase: generator and
+    encoder), `disc_optimizer` (classifier); state step_count, tau, the KL weight, the phase, the non-finite
+    guard's counters."""
+
     name = "ctrlgen"
     generator_label = "ctrlgen"
 
@@ -233,6 +238,18 @@ class CtrlGen(Algorithm):
         probs = self.codes.probabilities(self.classifier(rows.to(self.device)))
         ids = torch.stack([p.argmax(-1) for p in probs], 1)
         return torch.cat([mu, self.codes.vectors(ids)], dim=-1)
+
+    @torch.no_grad()
+    def interpolation_cond(self, rows: Tensor, n: int, attrs: dict[str, str] | None = None) -> Tensor:
+        """[max(n, 2), Z + C]: evenly spaced points from the posterior of rows[0] to that of rows[1]; the codes are
+        interpolated guesses, or pinned by `attrs`."""
+        ends = self.posterior(rows)  # [2, Z + C]
+        weights = torch.linspace(0, 1, max(n, 2), device=ends.device)[:, None]
+        cond = (1 - weights) * ends[0] + weights * ends[1]
+        if attrs:
+            z = self.cfg.ctrlgen.latent_size
+            cond[:, z:] = self.cond_for(len(cond), 0, attrs)[:, z:]
+        return cond
 
     @torch.no_grad()
     def reconstruct(self, tokens: Tensor, ids: Tensor) -> Tensor:

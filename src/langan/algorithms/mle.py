@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from langan.algorithms.base import Algorithm
-from langan.config import Config
+from langan.config import Config, OptimConfig
 from langan.data.batching import Batch
 from langan.data.dataset import DataBundle
 from langan.losses import token_nll_sum
@@ -18,6 +18,9 @@ from langan.tokens import PAD
 
 
 class MLE(Algorithm):
+    """Owns: networks `generator` (+ `generator_average` with optim.gen.ema_decay > 0); optimiser `gen_optimizer`;
+    state step_count, average_updates, the non-finite guard's counters."""
+
     name = "mle"
     select_by_valid_nll = True
 
@@ -37,32 +40,11 @@ class MLE(Algorithm):
         return {"generator": self.gen} | ({"generator_average": self.average.model} if self.average else {})
 
     def step(self, batch: Batch) -> dict[str, Tensor | float]:
-        metrics = self.mle_update(batch, self.opt, self.cfg.optim.gen, self.step_count, self.total_steps)
+        metrics = mle_update(self, self.gen, self.opt, self.cfg.optim.gen, batch, self.step_count, self.total_steps)
         if self.average:
             self.average.update()
         self.step_count += 1
         return metrics
-
-    def mle_update(self, batch: Batch, opt: torch.optim.Optimizer, ocfg: Any, step: int, steps: int
-                   ) -> dict[str, Tensor | float]:
-        """One maximum-likelihood optimiser step of the generator (also the GANs' pretraining phase)."""
-        lr, beta1 = apply_schedule(opt, ocfg, step, steps)
-        tokens = batch.tokens.to(self.device, non_blocking=True)
-        n_real = (tokens[:, 1:] != PAD).sum()  # targets: every non-PAD token after BOS
-        # the divisor: this batch's own count, or under length grouping the split's mean count x B (Batch.loss_norm)
-        n_targets = n_real.clamp(min=1) if batch.loss_norm is None else batch.loss_norm
-        self.gen.train()
-        opt.zero_grad(set_to_none=True)
-        total = torch.zeros((), device=self.device)
-        for micro in self.micro_batches(tokens, ocfg.grad_accumulation):
-            with self.autocast():
-                nll, _ = token_nll_sum(self.gen, micro)
-            loss = nll / n_targets  # normalised by the whole batch: same gradient as one big batch
-            loss.backward()
-            total += loss.detach()
-        grad_norm = self.optimizer_step(opt, self.gen, "generator", ocfg.max_grad_norm)
-        return {"gen/loss": total, "gen/grad_norm": grad_norm, "gen/lr": lr, "gen/beta1": beta1,
-                "gen/tokens": n_real}
 
     def state_dict(self) -> dict[str, Any]:
         average = {"average_updates": self.average.updates} if self.average else {}
@@ -75,3 +57,25 @@ class MLE(Algorithm):
         if self.average:
             self.average.updates = int(state["average_updates"])
         self.load_guard_state(state)
+
+
+def mle_update(algo: Algorithm, gen: nn.Module, opt: torch.optim.Optimizer, ocfg: OptimConfig, batch: Batch,
+               step: int, steps: int) -> dict[str, Tensor | float]:
+    """One maximum-likelihood optimiser step of `gen` (MLE, and the GANs' pretraining phase); `algo` gives the
+    device, autocast, micro-batching and the non-finite guard of its optimiser steps."""
+    lr, beta1 = apply_schedule(opt, ocfg, step, steps)
+    tokens = batch.tokens.to(algo.device, non_blocking=True)
+    n_real = (tokens[:, 1:] != PAD).sum()  # targets: every non-PAD token after BOS
+    # the divisor: this batch's own count, or under length grouping the split's mean count x B (Batch.loss_norm)
+    n_targets = n_real.clamp(min=1) if batch.loss_norm is None else batch.loss_norm
+    gen.train()
+    opt.zero_grad(set_to_none=True)
+    total = torch.zeros((), device=algo.device)
+    for micro in algo.micro_batches(tokens, ocfg.grad_accumulation):
+        with algo.autocast():
+            nll, _ = token_nll_sum(gen, micro)
+        loss = nll / n_targets  # normalised by the whole batch: same gradient as one big batch
+        loss.backward()
+        total += loss.detach()
+    grad_norm = algo.optimizer_step(opt, gen, "generator", ocfg.max_grad_norm)
+    return {"gen/loss": total, "gen/grad_norm": grad_norm, "gen/lr": lr, "gen/beta1": beta1, "gen/tokens": n_real}

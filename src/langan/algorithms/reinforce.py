@@ -19,23 +19,32 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from langan.algorithms import policy_gradient as pg
-from langan.algorithms.mle import MLE
+from langan.algorithms.base import Algorithm
+from langan.algorithms.mle import mle_update
 from langan.config import Config
 from langan.data.batching import Batch
 from langan.data.dataset import DataBundle
 from langan.generation import SampleOutput, filter_logits, forbidden_mask, sample
+from langan.models import build_generator
 from langan.models.discriminator import build_discriminator
 from langan.optim import apply_schedule, build_optimizer
 from langan.tokens import BOS, PAD, UNK
 
 
-class Reinforce(MLE):
+class Reinforce(Algorithm):
+    """Owns: networks `generator`, `discriminator`, `pretrained` (frozen copy of G at the end of pretraining: KL
+    term and evaluation baseline) and `rollout` (rollout mode); optimisers `pretrain_optimizer` (G's MLE
+    phase), `gen_optimizer` (G's adversarial phase), `disc_optimizer`; state step_count, the reward baseline,
+    discriminator batches and gradients accumulated towards its next step, the non-finite guard's counters."""
+
     name = "reinforce"
     select_by_valid_nll = False  # a GAN trades likelihood for sample quality: judge the latest model
     generator_label = "adversarial"
 
     def __init__(self, cfg: Config, data: DataBundle, device: torch.device, total_steps: int):
-        super().__init__(cfg, data, device, total_steps)  # the generator and its adversarial optimiser
+        super().__init__(cfg, data, device, total_steps)
+        self.gen = build_generator(cfg.generator, data.tokenizer.vocab_size, data.max_length).to(device)
+        self.opt = build_optimizer(self.gen, cfg.optim.gen)  # the adversarial phase's; pretraining has pre_opt
         self.pre_opt = build_optimizer(self.gen, cfg.optim.pretrain)
         self.disc = build_discriminator(cfg.disc, data.tokenizer.vocab_size, data.max_length).to(device)
         self.disc_opt = build_optimizer(self.disc, cfg.optim.disc)
@@ -49,6 +58,10 @@ class Reinforce(MLE):
     @staticmethod
     def phase_steps(cfg: Config) -> int:
         return cfg.train.pretrain_steps + cfg.disc.pretrain_steps
+
+    @property
+    def generator(self) -> nn.Module:
+        return self.gen
 
     def networks(self) -> dict[str, nn.Module]:
         nets = {"generator": self.gen, "discriminator": self.disc, "pretrained": self.reference}
@@ -64,7 +77,8 @@ class Reinforce(MLE):
         if s == pre:
             self._finish_pretraining()
         if s < pre:
-            metrics = self.mle_update(batch, self.pre_opt, self.cfg.optim.pretrain, s, pre) | {"train/phase": 0}
+            metrics = mle_update(self, self.gen, self.pre_opt, self.cfg.optim.pretrain, batch, s, pre)
+            metrics["train/phase"] = 0
         else:
             metrics = self.adversarial_step(batch, train_gen=s >= pre + disc_pre)
         self.step_count += 1
@@ -253,12 +267,14 @@ class Reinforce(MLE):
         # gradients accumulated towards the next D step are state too: without them a resume would differ
         pending = [p.grad for p in self.disc.parameters()] if self.disc_batches % self.cfg.disc.grad_accumulation \
             else []
-        return super().state_dict() | {
+        return {"step_count": self.step_count, "gen_optimizer": self.opt.state_dict(), **self.guard_state(),
             "pretrain_optimizer": self.pre_opt.state_dict(), "disc_optimizer": self.disc_opt.state_dict(),
             "baseline": self.baseline.state_dict(), "disc_batches": self.disc_batches, "disc_grads": pending}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
+        self.step_count = int(state["step_count"])
+        self.opt.load_state_dict(state["gen_optimizer"])
+        self.load_guard_state(state)
         self.pre_opt.load_state_dict(state["pretrain_optimizer"])
         self.disc_opt.load_state_dict(state["disc_optimizer"])
         self.baseline.load_state_dict(state["baseline"])

@@ -45,7 +45,7 @@ def evaluate_run(run_dir: str, n: int = 1000, temperature: float = 1.0, top_p: f
     check_metrics(metrics)
     loaded = load_run(run_dir, which)
     settings = {"n": n, "temperature": temperature, "top_p": top_p, "top_k": top_k, "seed": seed}
-    coded = getattr(loaded.algorithm, "codes", None) is not None
+    coded = loaded.algorithm.codes is not None
     if metrics and "attr_acc" in metrics and not coded:
         raise LanganError(f"attr_acc needs a run with style codes (algorithm=ctrlgen); {run_dir} has none")
     results = evaluate_loaded(loaded, metrics or default_metrics(loaded.data.oracle is not None, coded), settings)
@@ -94,9 +94,9 @@ def _evaluate_generator(loaded: LoadedRun, gen: nn.Module, names: list[str], set
                            cond=algorithm.cond_for(n), allow_eos=data.oracle is None)
     reference = reference_for(data, "test")
     results |= compute_sample_metrics(sample_names, samples, reference)
-    disc_accuracy = getattr(algorithm, "disc_accuracy", None)
-    if disc_accuracy is not None and len(data.test) and n:
-        results["disc_acc"] = disc_accuracy(trim(data.test.tokens[:, 1:]), samples.tokens)
+    disc_acc = algorithm.disc_accuracy(trim(data.test.tokens[:, 1:]), samples.tokens) if len(data.test) and n else None
+    if disc_acc is not None:
+        results["disc_acc"] = disc_acc
     return results | _trained_metrics(loaded, names, samples.tokens, settings["seed"])
 
 

@@ -20,7 +20,7 @@ from langan.algorithms.base import Algorithm
 from langan.config import Config, config_changes, save_config, to_dict
 from langan.data.dataset import DataBundle, load_data
 from langan.errors import LanganError
-from langan.eval.metrics import ORACLE_ONLY, SAMPLE_METRICS
+from langan.eval.during import check_eval_metrics
 from langan.models import count_parameters
 from langan.runs import checkpoint, records
 from langan.runs.loading import load_run_inputs, restore_algorithm, setup_torch
@@ -41,14 +41,6 @@ def total_steps(cfg: Config, n_train: int) -> int:
         per_epoch = max(n_train // min(cfg.train.batch_size, n_train), 1)
         main = max(math.ceil(cfg.train.epochs * per_epoch), 1)
     return ALGORITHMS[cfg.algorithm].phase_steps(cfg) + main
-
-
-def _check(cfg: Config) -> None:
-    unknown = [m for m in cfg.eval.metrics if m not in SAMPLE_METRICS]
-    if unknown:
-        raise LanganError(f"eval.metrics: unknown metric '{unknown[0]}'; known: {', '.join(SAMPLE_METRICS)}")
-    if cfg.data.source != "oracle" and set(cfg.eval.metrics) & set(ORACLE_ONLY):
-        raise LanganError("eval.metrics: nll_oracle needs data.source=oracle (it scores samples with the oracle)")
 
 
 @dataclass
@@ -83,7 +75,7 @@ def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv:
                 quiet: bool = False, preset: str | None = None, compare_to: str | None = None) -> Session:
     """A fresh run. Its config is compared with `compare_to` or, by default, the newest earlier run of the
     same preset in the same runs directory; the changed keys go to meta.json and `Session.describe()`."""
-    _check(cfg)
+    check_eval_metrics(cfg)
     device = setup_torch(cfg)
     seed_everything(cfg.train.seed)
     data = load_data(cfg.data)

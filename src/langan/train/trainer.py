@@ -20,9 +20,7 @@ from langan.config import Config, flatten, to_dict
 from langan.data.batching import BatchIterator
 from langan.data.dataset import DataBundle
 from langan.errors import LanganError
-from langan.eval.metrics import compute_sample_metrics, reference_for
-from langan.eval.nll import nll_per_token
-from langan.eval.samples import draw_samples, one_line
+from langan.eval.during import evaluate_during_training
 from langan.runs import checkpoint
 from langan.runs.rundir import RunDir
 from langan.tokens import PAD
@@ -73,23 +71,7 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
 
     def evaluate(self, logger: MetricsLogger, progress: Progress) -> dict[str, float]:
-        ecfg, gen = self.cfg.eval, self.algorithm.generator
-        results: dict[str, float] = {}
-        if len(self.data.valid):
-            own = self.algorithm.heldout_nll(self.data.valid, ecfg.batch_size)
-            results["eval/nll"] = own if own is not None else nll_per_token(gen, self.data.valid.tokens,
-                                                                            ecfg.batch_size)
-        results |= self.algorithm.eval_metrics()
-        n = max(ecfg.num_samples, ecfg.metric_samples if ecfg.metrics else 0)
-        samples = draw_samples(gen, self.data.tokenizer, n, self.data.max_length,
-                               seed=self.cfg.train.seed * 7919 + self.step, temperature=ecfg.temperature,
-                               cond=self.algorithm.cond_for(n),
-                               allow_eos=self.data.oracle is None)
-        reference = reference_for(self.data, "valid")  # the test split stays unseen until `langan eval`
-        metrics = compute_sample_metrics(ecfg.metrics, samples, reference)
-        results |= {f"eval/{k}": v for k, v in metrics.items()}
-        shown = samples.texts[: ecfg.num_samples]
-        lines = [f"{self.data.origin(t)}\t{one_line(t)}" for t in shown]
+        results, lines = evaluate_during_training(self.cfg, self.data, self.algorithm, self.step)
         (self.run.samples_dir / f"step-{self.step}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
         logger.log(self.step, results)
         logger.log_text("samples", "\n\n".join(f"`{line}`" for line in lines), self.step)
@@ -102,7 +84,8 @@ class Trainer:
             else:
                 self.evals_since_best += 1
         summary = " ".join(f"{k[5:]} {v:.4f}" for k, v in results.items())
-        progress.write(f"step {self.step}: {summary} | {', '.join(shown[:6])}")
+        shown = ", ".join(line.split("\t", 1)[1] for line in lines[:6])
+        progress.write(f"step {self.step}: {summary} | {shown}")
         return results
 
     # ------------------------------------------------------------------ the loop

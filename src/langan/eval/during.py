@@ -1,0 +1,42 @@
+"""Evaluation during training (called by the trainer at each `eval.every`): validation NLL, the algorithm's
+own figures, samples and the sample metrics of `eval.metrics` against the validation split. It only reads the
+model; writing the figures and samples is the trainer's job."""
+
+from __future__ import annotations
+
+from langan.algorithms.base import Algorithm
+from langan.config import Config
+from langan.data.dataset import DataBundle
+from langan.errors import LanganError
+from langan.eval.metrics import ORACLE_ONLY, SAMPLE_METRICS, compute_sample_metrics, reference_for
+from langan.eval.nll import nll_per_token
+from langan.eval.samples import draw_samples, one_line
+
+
+def check_eval_metrics(cfg: Config) -> None:
+    """`eval.metrics` names only sample metrics that this data can give."""
+    unknown = [m for m in cfg.eval.metrics if m not in SAMPLE_METRICS]
+    if unknown:
+        raise LanganError(f"eval.metrics: unknown metric '{unknown[0]}'; known: {', '.join(SAMPLE_METRICS)}")
+    if cfg.data.source != "oracle" and set(cfg.eval.metrics) & set(ORACLE_ONLY):
+        raise LanganError("eval.metrics: nll_oracle needs data.source=oracle (it scores samples with the oracle)")
+
+
+def evaluate_during_training(cfg: Config, data: DataBundle, algorithm: Algorithm, step: int
+                             ) -> tuple[dict[str, float], list[str]]:
+    """(`eval/...` figures, the `eval.num_samples` sample lines 'origin<TAB>text') at training step `step`.
+    The samples come from a generator seeded by (train.seed, step): a resumed run draws the same ones."""
+    ecfg, gen = cfg.eval, algorithm.generator
+    results: dict[str, float] = {}
+    if len(data.valid):
+        own = algorithm.heldout_nll(data.valid, ecfg.batch_size)
+        results["eval/nll"] = own if own is not None else nll_per_token(gen, data.valid.tokens, ecfg.batch_size)
+    results |= algorithm.eval_metrics()
+    n = max(ecfg.num_samples, ecfg.metric_samples if ecfg.metrics else 0)
+    samples = draw_samples(gen, data.tokenizer, n, data.max_length, seed=cfg.train.seed * 7919 + step,
+                           temperature=ecfg.temperature, cond=algorithm.cond_for(n), allow_eos=data.oracle is None)
+    reference = reference_for(data, "valid")  # the test split stays unseen until `langan eval`
+    metrics = compute_sample_metrics(ecfg.metrics, samples, reference)
+    results |= {f"eval/{k}": v for k, v in metrics.items()}
+    lines = [f"{data.origin(t)}\t{one_line(t)}" for t in samples.texts[: ecfg.num_samples]]
+    return results, lines
