@@ -1,0 +1,5 @@
+import sys
+
+from langan.cli import main
+
+sys.exit(main())
