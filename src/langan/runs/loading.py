@@ -1,0 +1,91 @@
+"""Loading a trained run: its config, data (the same splits, checked) and an algorithm restored from one
+checkpoint. Training resumes through `restore_algorithm`; `langan sample` / `eval` / sweeps use `load_run`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from langan.algorithms import ALGORITHMS, build_algorithm
+from langan.algorithms.base import Algorithm
+from langan.config import Config, load_config
+from langan.data.dataset import DataBundle, load_data
+from langan.data.tokenizers import tokenizer_from_json
+from langan.errors import LanganError
+from langan.runs import checkpoint
+from langan.runs.rundir import RunDir
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not (name == "cpu" or name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
+        raise LanganError(f"train.device='{name}' is not supported (use auto, cpu, cuda or cuda:N)")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise LanganError(f"train.device={name} but no CUDA device is available; use train.device=cpu")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise LanganError(f"train.device={name} but only {torch.cuda.device_count()} CUDA device(s) exist")
+    return torch.device(name)
+
+
+def setup_torch(cfg: Config) -> torch.device:
+    """Threads and device as `train.threads` / `train.device` say."""
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    return resolve_device(cfg.train.device)
+
+
+def load_run_inputs(run: RunDir, overrides: list[str] | None = None) -> tuple[Config, DataBundle, torch.device]:
+    """The run's config (with `overrides`), its data split exactly as when it started, and the device."""
+    cfg = load_config(run.config_path, overrides or [])
+    device = setup_torch(cfg)
+    try:
+        tokenizer = tokenizer_from_json(json.loads(run.tokenizer_path.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError, KeyError):
+        raise LanganError(f"run '{run.path}' has no readable tokenizer.json; it cannot be loaded") from None
+    data = load_data(cfg.data, tokenizer=tokenizer)
+    recorded = run.read_meta().get("data_fingerprint")
+    if recorded not in (None, data.fingerprint()):
+        raise LanganError(f"the data of run '{run.path}' ({cfg.data.source}) changed since the run started, so its "
+                          "splits would differ (test examples could be training examples); use the original file")
+    return cfg, data, device
+
+
+def restore_algorithm(cfg: Config, data: DataBundle, device: torch.device, path: Path
+                      ) -> tuple[Algorithm, dict[str, Any], dict[str, Any]]:
+    """An algorithm with the weights and state of checkpoint `path`; returns it, its saved state, trainer state."""
+    algorithm = build_algorithm(cfg, data, device, 1)
+    state, trainer_state = checkpoint.load_checkpoint(path, algorithm.networks())
+    algorithm.load_state_dict(state["algorithm"])
+    return algorithm, state, trainer_state
+
+
+@dataclass
+class LoadedRun:
+    cfg: Config
+    run: RunDir
+    data: DataBundle
+    algorithm: Algorithm
+    checkpoint: Path
+    trainer_state: dict[str, Any]
+
+
+def load_run(run_dir: str | Path, which: str = "auto") -> LoadedRun:
+    """A run's networks from one checkpoint, for sampling and evaluation.
+
+    'auto' is the checkpoint with the best validation NLL for algorithms that select by it (MLE), so a
+    run that overfits late is judged at its best; otherwise the latest checkpoint.
+    """
+    run = RunDir.open(run_dir)
+    cfg, data, device = load_run_inputs(run)
+    if which == "auto":
+        by_nll = ALGORITHMS[cfg.algorithm].select_by_valid_nll
+        which = "best" if by_nll and (run.checkpoints_dir / "best").is_dir() else "latest"
+    path = checkpoint.find_checkpoint(run, which)
+    with torch.random.fork_rng(devices=[]):  # building networks draws initial weights: keep the caller's RNG
+        algorithm, _, trainer_state = restore_algorithm(cfg, data, device, path)
+    return LoadedRun(cfg, run, data, algorithm, path, trainer_state)
