@@ -6,7 +6,6 @@ import argparse
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 from langan.cli.arguments import positive_int
@@ -65,13 +64,7 @@ def run(args: argparse.Namespace) -> int:
                                  preset=Path(args.config).stem if args.config else None, compare_to=args.compare_to)
     for line in ([] if args.quiet else s.describe()) + s.change_lines():  # changes are shown even when quiet
         print(line, file=sys.stderr)
-    try:
-        status = s.trainer.fit(stop_after=args.stop_after)
-    except BaseException as err:
-        s.run.update_meta(status="crashed", error=f"{type(err).__name__}: {err}",
-                          finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), steps_done=s.trainer.step)
-        raise
-    s.run.update_meta(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), steps_done=s.trainer.step)
+    status = s.train(stop_after=args.stop_after)  # records how it ended, then releases the run's lock
     t = s.trainer
     print(f"{status}: {t.step}/{t.total_steps} steps in {t.elapsed:.0f}s training time "
           f"({t.tokens_seen / max(t.elapsed, 1e-9):,.0f} tokens/s), best valid nll {t.best_valid_nll:.4f} "

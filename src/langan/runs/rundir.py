@@ -10,7 +10,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from typing import Any
 
 from langan.errors import LanganError
 from langan.fileio import atomic_write_text
+from langan.runs.lock import LOCK_NAME, RunLock, check_free, clear_directory
 
 META_VERSIONS = ("torch", "numpy", "tokenizers", "safetensors", "pyyaml", "tensorboard")
 
@@ -75,6 +75,7 @@ def pid_alive(pid: int) -> bool:
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.lock: RunLock | None = None  # held by the process that writes the run (create / lock_for_writing)
 
     config_path = property(lambda self: self.path / "config.yaml")
     meta_path = property(lambda self: self.path / "meta.json")
@@ -89,20 +90,50 @@ class RunDir:
     def name(self) -> str:
         return self.path.name
 
+    def _occupied(self) -> bool:
+        return self.path.is_dir() and any(p.name != LOCK_NAME for p in self.path.iterdir())
+
+    def _exists_error(self) -> LanganError:
+        return LanganError(f"run directory '{self.path}' already exists; continue it with "
+                           f"`langan train --resume {self.path}` or start again with --overwrite")
+
     @classmethod
-    def create(cls, path: str | Path, overwrite: bool = False) -> RunDir:
+    def create(cls, path: str | Path, overwrite: bool = False, argv: list[str] | None = None) -> RunDir:
+        """A new run directory, locked for writing. `overwrite` empties an existing one, but only once its lock
+        is held: a live run's files are never deleted (its writer is named instead)."""
         run = cls(path)
-        if run.path.exists() and any(run.path.iterdir()):
-            if not overwrite:
-                raise LanganError(f"run directory '{run.path}' already exists; continue it with "
-                                  f"`langan train --resume {run.path}` or start again with --overwrite")
-            shutil.rmtree(run.path)
+        if run._occupied() and not overwrite:
+            check_free(run.path)  # a live run: say who writes it rather than only "exists"
+            raise run._exists_error()
         try:
-            for d in (run.path, run.samples_dir, run.checkpoints_dir):
-                d.mkdir(parents=True, exist_ok=True)
+            run.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise LanganError(f"cannot create run directory '{run.path}': {err.strerror}") from None
+        run.lock_for_writing(argv)
+        try:
+            if run._occupied():  # checked again under the lock: another writer may have come first
+                if not overwrite:
+                    raise run._exists_error()
+                clear_directory(run.path)
+            for d in (run.samples_dir, run.checkpoints_dir):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            run.unlock()
+            raise LanganError(f"cannot create run directory '{run.path}': {err.strerror}") from None
+        except BaseException:
+            run.unlock()
+            raise
         return run
+
+    def lock_for_writing(self, argv: list[str] | None = None) -> None:
+        """Take the run's lock (`langan.runs.lock`); raises a one-line LanganError naming a live writer."""
+        if self.lock is None or not self.lock.held:
+            self.lock = RunLock.acquire(self.path, argv)
+
+    def unlock(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     @classmethod
     def open(cls, path: str | Path) -> RunDir:

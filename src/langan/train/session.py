@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import random
+import socket
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ from langan.eval.during import check_eval_metrics
 from langan.models import count_parameters
 from langan.runs import checkpoint, records
 from langan.runs.loading import load_run_inputs, restore_algorithm, setup_torch
+from langan.runs.lock import check_free
 from langan.runs.rundir import RunDir, start_meta
 from langan.train.trainer import Trainer
 
@@ -70,12 +74,50 @@ class Session:
         head = f"changes against run '{self.changes['against']}': " + (f"{len(changed)} key(s)" if changed else "none")
         return [head] + [f"  {key}: {old!r} → {new!r}" for key, old, new in changed]
 
+    def train(self, stop_after: int | None = None) -> str:
+        """Fit, record how it ended in meta.json (finished / stopped / crashed), then release the run's lock:
+        the last write happens under it. Returns the Trainer's status."""
+        try:
+            try:
+                status = self.trainer.fit(stop_after=stop_after)
+            except BaseException as err:
+                self.run.update_meta(status="crashed", error=f"{type(err).__name__}: {err}",
+                                     finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), steps_done=self.trainer.step)
+                raise
+            self.run.update_meta(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                 steps_done=self.trainer.step)
+            return status
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the run's lock (the session no longer writes the run). Safe to call twice."""
+        self.run.unlock()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def _unlocked_on_error(run: RunDir) -> Iterator[None]:
+    """A session that fails while being set up releases the lock it took."""
+    try:
+        yield
+    except BaseException:
+        run.unlock()
+        raise
+
 
 def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv: list[str] | None = None,
                 quiet: bool = False, preset: str | None = None, compare_to: str | None = None) -> Session:
     """A fresh run. Its config is compared with `compare_to` or, by default, the newest earlier run of the
-    same preset in the same runs directory; the changed keys go to meta.json and `Session.describe()`."""
+    same preset in the same runs directory; the changed keys go to meta.json and `Session.describe()`.
+    The run's lock is held from here until `Session.train()` ends (or `Session.close()`)."""
     check_eval_metrics(cfg)
+    check_free(run_dir)  # a live run there: say so now, not after loading data
     device = setup_torch(cfg)
     seed_everything(cfg.train.seed)
     data = load_data(cfg.data)
@@ -83,17 +125,19 @@ def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv:
     algorithm = build_algorithm(cfg, data, device, steps)  # before the run directory: a failure leaves none
     against = RunDir.open(compare_to) if compare_to else records.previous_run(Path(run_dir).parent, preset)
     previous = (against.name, records.read_config(against)) if against is not None else None  # read before overwrite
-    run = RunDir.create(run_dir, overwrite)
-    save_config(cfg, run.config_path)
-    run.tokenizer_path.write_text(json.dumps(data.tokenizer.to_json()), encoding="utf-8")
-    start_meta(run, to_dict(cfg), str(device), argv)
-    run.update_meta(data_fingerprint=data.fingerprint(), num_parameters=count_parameters(algorithm.generator),
-                    data_notes=data.notes, total_steps=steps)
-    changes = None
-    if previous is not None:
-        changes = {"against": previous[0], "changed": [list(c) for c in config_changes(previous[1], to_dict(cfg))]}
-    run.update_meta(preset=preset, changes=changes)
-    trainer = Trainer(cfg, run, data, algorithm, steps, quiet=quiet)
+    run = RunDir.create(run_dir, overwrite, argv)  # locked; only then is an --overwrite emptied
+    with _unlocked_on_error(run):
+        save_config(cfg, run.config_path)
+        run.tokenizer_path.write_text(json.dumps(data.tokenizer.to_json()), encoding="utf-8")
+        start_meta(run, to_dict(cfg), str(device), argv)
+        run.update_meta(data_fingerprint=data.fingerprint(), num_parameters=count_parameters(algorithm.generator),
+                        data_notes=data.notes, total_steps=steps)
+        changes = None
+        if previous is not None:
+            changes = {"against": previous[0],
+                       "changed": [list(c) for c in config_changes(previous[1], to_dict(cfg))]}
+        run.update_meta(preset=preset, changes=changes)
+        trainer = Trainer(cfg, run, data, algorithm, steps, quiet=quiet)
     return Session(cfg, run, data, algorithm, trainer, changes)
 
 
@@ -116,13 +160,22 @@ def _check_same_setup(run: RunDir, cfg: Config, trainer_state: dict[str, Any], i
 
 def resume_session(run_dir: str | Path, steps: int | None = None, argv: list[str] | None = None,
                    quiet: bool = False, force: bool = False) -> Session:
-    """Rebuild a run from its own files and restore its latest whole checkpoint, RNG included."""
+    """Rebuild a run from its own files and restore its latest whole checkpoint, RNG included. The run's lock
+    is held from here until `Session.train()` ends (or `Session.close()`)."""
     run = RunDir.open(run_dir)
+    run.lock_for_writing(argv)  # a live writer is named here; a lock left by a killed one is taken over
+    with _unlocked_on_error(run):
+        return _resume_locked(run, steps, argv, force, quiet)
+
+
+def _resume_locked(run: RunDir, steps: int | None, argv: list[str] | None, force: bool, quiet: bool) -> Session:
     overrides = [f"train.steps={steps}", "train.epochs=0"] if steps else []
     cfg, data, device = load_run_inputs(run, overrides)
     meta = run.read_meta()
-    if run.status(meta) == "running":
-        raise LanganError(f"run '{run.path}' is still running (pid {meta.get('pid')}); stop it first (Ctrl-C)")
+    if meta.get("host") not in (None, socket.gethostname()) and run.status(meta) == "running":
+        # the lock is seen only by processes sharing its file system's locks; another host's may be invisible
+        raise LanganError(f"run '{run.path}' is recorded as running on {meta['host']} (pid {meta.get('pid')}); "
+                          "stop it there first, or set its meta.json status to 'crashed' if that host is gone")
     path = checkpoint.find_checkpoint(run, "latest")
     algorithm, state, trainer_state = restore_algorithm(cfg, data, device, path)
     if not force:
@@ -140,7 +193,5 @@ def resume_session(run_dir: str | Path, steps: int | None = None, argv: list[str
     resumes = [*meta.get("resumes", []), {"from": path.name, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                           "command": " ".join(sys.argv if argv is None else argv),
                                           "total_steps": total}]
-    run.update_meta(status="running", pid=os.getpid(), resumes=resumes, total_steps=total)
+    run.update_meta(status="running", pid=os.getpid(), host=socket.gethostname(), resumes=resumes, total_steps=total)
     return Session(cfg, run, data, algorithm, trainer)
-
-
