@@ -3,10 +3,12 @@ parameters equal those of an uninterrupted run with the same seed (CPU, torch.eq
 
     python benchmarks/kill_resume.py --kills 12                 # MLE and REINFORCE, 12 kills each
     python benchmarks/kill_resume.py --algorithm reinforce --kills 3
+    python benchmarks/kill_resume.py --algorithm mle --kills 2 --steps 60 --json   # what the test runs
 
 Checkpoints are written every 2 steps, so many kills land while a checkpoint is being written. Prints a
 Markdown row per algorithm: kills survived, damaged checkpoints skipped on resume, tracebacks, and whether
-the final parameters equal the uninterrupted run's. tests/test_reliability.py runs a reduced count.
+the final parameters equal the uninterrupted run's (--json: the result of each algorithm as one JSON line).
+tests/test_reliability.py runs a reduced count.
 """
 
 from __future__ import annotations
@@ -102,13 +104,20 @@ def main() -> None:
     parser.add_argument("--algorithm", choices=["mle", "reinforce"], action="append")
     parser.add_argument("--kills", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--workdir", default=str(REPO / "benchmarks" / "out" / "kill"))
+    parser.add_argument("--json", action="store_true", help="print each result as a JSON line, not a table")
     args = parser.parse_args()
+    if args.json:
+        for algorithm in args.algorithm or ["mle", "reinforce"]:
+            print(json.dumps(run_kill_test(algorithm, args.kills, Path(args.workdir) / algorithm, args.seed,
+                                           args.steps)), flush=True)
+        return
     print("| algorithm | kills survived | of them while writing a checkpoint | damaged checkpoints skipped "
           "| tracebacks | final parameters equal | metric records lost or repeated |")
     print("|---|---|---|---|---|---|---|")
     for algorithm in args.algorithm or ["mle", "reinforce"]:
-        r = run_kill_test(algorithm, args.kills, Path(args.workdir) / algorithm, args.seed)
+        r = run_kill_test(algorithm, args.kills, Path(args.workdir) / algorithm, args.seed, args.steps)
         print(f"| {algorithm} | {r['kills']} | {r['during_checkpoint_write']} | {r['damaged_skipped']} | "
               f"{r['tracebacks']} | "
               f"{'yes' if r['equal'] else 'NO'} ({r['tensors']} tensors) | "

@@ -17,7 +17,7 @@ from langan.config import CtrlGenConfig, load_config
 from langan.data.dataset import load_data
 from langan.generation import soft_sample
 from langan.models.reader import SequenceReader
-from langan.runs.checkpoint import _load_state, step_checkpoints
+from langan.runs.checkpoint import load_checkpoint, step_checkpoints
 from langan.runs.rundir import RunDir
 from langan.tokens import PAD
 from langan.train.session import new_session
@@ -129,7 +129,7 @@ def _latest(run: Path) -> tuple[dict[str, torch.Tensor], dict]:
     folder = step_checkpoints(RunDir.open(run))[-1]
     weights = {f"{n}.{k}": v for n in ("generator", "encoder", "classifier")
                for k, v in safetensors.torch.load_file(folder / f"{n}.safetensors").items()}
-    return weights, _load_state(folder / "state.pt")["algorithm"]
+    return weights, load_checkpoint(folder, {})[0]["algorithm"]  # no networks: verified, state only
 
 
 def test_resume_restores_tau_kl_weight_and_phase(labelled_file: Path, tmp_path: Path) -> None:

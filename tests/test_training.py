@@ -129,7 +129,7 @@ def test_eval_writes_samples_metrics_and_best_checkpoint(tiny_cfg, tmp_path: Pat
 
 
 def test_early_stop_after_evaluations_without_improvement(tiny_cfg, tmp_path: Path, monkeypatch) -> None:
-    import langan.eval.during as during
+    import langan.eval.during as during  # the trainer's evaluations score validation NLL there
 
     worse = iter([2.0, 2.1, 2.2, 2.3, 2.4, 2.5])
     monkeypatch.setattr(during, "nll_per_token", lambda *a, **k: next(worse))

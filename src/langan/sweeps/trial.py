@@ -126,7 +126,7 @@ def _finish(s: SeedRun) -> str | None:
     return f"seed {s.seed}: {lines[-1] if lines else f'exit code {s.proc.returncode}'}"
 
 
-def _new_values(s: SeedRun, metric: str) -> list[tuple[int, float]]:
+def new_values(s: SeedRun, metric: str) -> list[tuple[int, float]]:
     """(report step, value) of evaluations not reported yet; best_valid_nll is the running minimum of eval/nll."""
     key = "eval/nll" if metric == "best_valid_nll" else metric
     out, best = [], math.inf
@@ -178,7 +178,7 @@ def run_point(claim: Claim, spec: SweepSpec, jobs: int, heartbeat: Heartbeat,
                 progress = [p.step() for p in plans]
                 totals = [t for _, t in progress]
                 on_steps(sum(d for d, _ in progress), None if None in totals else sum(totals))
-            pruned_at = _report(claim.trial, running, spec)
+            pruned_at = report_new_values(claim.trial, running, spec)
             if pruned_at is not None:
                 _stop(running)
                 return Outcome("pruned", message=f"pruned at step {pruned_at[1]} of seed {pruned_at[0]}")
@@ -194,11 +194,11 @@ def run_point(claim: Claim, spec: SweepSpec, jobs: int, heartbeat: Heartbeat,
     return _collect(plans, spec.metric)
 
 
-def _report(trial: Any, running: list[SeedRun], spec: SweepSpec) -> tuple[int, int] | None:
+def report_new_values(trial: Any, running: list[SeedRun], spec: SweepSpec) -> tuple[int, int] | None:
     """Report new evaluations to the trial; (seed, step) if the pruner says stop."""
     last = None
     for s in running:
-        for step, value in _new_values(s, spec.metric):
+        for step, value in new_values(s, spec.metric):
             trial.report(value, step)
             last = (s.seed, step % STRIDE)
     if last is not None and spec.pruner["type"] != "none" and trial.should_prune():

@@ -1,4 +1,5 @@
-"""The change report: a new run lists exactly the config values that differ from the previous run."""
+"""Comparing runs: the change report (a new run lists exactly the config values that differ from the previous
+run), the changed keys in `langan runs`, and seed groups (`--seeds`, `langan runs compare`)."""
 
 from __future__ import annotations
 

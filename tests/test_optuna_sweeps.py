@@ -1,4 +1,4 @@
-"""`langan sweep`: a grid of tiny runs that survives SIGKILL, two workers sharing one SQLite study, the
+"""`langan sweep` (Optuna studies): a grid of tiny runs that survives SIGKILL, two workers sharing one SQLite study, the
 scaling-curve plot, the trials table, and one clear line for a bad sweep file."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from langan.errors import LanganError
 from langan.runs.rundir import RunDir
 from langan.sweeps import study as studies
 from langan.sweeps.spec import load_spec, point_key
-from langan.sweeps.trial import STRIDE, SeedRun, _new_values, _report
+from langan.sweeps.trial import STRIDE, SeedRun, new_values, report_new_values
 
 pytest.importorskip("optuna")
 PRESET = str(REPO / "configs" / "names-mle.yaml")
@@ -116,7 +117,13 @@ def test_sweep_plot_writes_png_and_csv_series(killed_sweep: dict, tmp_path: Path
     rows = list(csv.DictReader(out.with_suffix(".csv").open()))
     assert {(r["data.max_length"], float(r["optim.gen.lr"])) for r in rows} == \
         {("12", 1e-3), ("12", 3e-3), ("16", 1e-3), ("16", 3e-3)}
-    assert all(r["n"] == "2" and len(r["values"].split()) == 2 and float(r["std"]) >= 0 for r in rows)
+    assert all(r["n"] == "2" and len(r["values"].split()) == 2 for r in rows)
+    seeds = {(str(t.params["data.max_length"]), t.params["optim.gen.lr"]): list(t.user_attrs["values"].values())
+             for t in trials_of(killed_sweep["runs"], "grid") if t.state.name == "COMPLETE"}
+    for r in rows:  # mean and sample std of the point's two seed runs
+        values = seeds[(r["data.max_length"], float(r["optim.gen.lr"]))]
+        assert float(r["mean"]) == pytest.approx(statistics.mean(values), rel=1e-9)
+        assert float(r["std"]) == pytest.approx(statistics.stdev(values), rel=1e-9) and float(r["std"]) > 0
     assert capsys.readouterr().out.startswith("wrote ")
     assert main(["sweep", "show", "grid", "--runs-dir", str(killed_sweep["runs"])]) == 0
     table = capsys.readouterr().out.splitlines()
@@ -166,7 +173,7 @@ def test_claims_never_hand_out_a_point_twice_and_retry_a_dead_workers_point(tmp_
     study.tell(second.trial, 1.0)
     second.lock.release()
     first.lock.release()
-    storage.set_trial_user_attr(first.trial._trial_id, "pid", 2**22 + 12345)  # its worker "died"
+    first.trial.set_user_attr("pid", 2**22 + 12345)  # its worker "died"
     assert studies.reap(study) == [first.trial.number]
     retry = studies.claim(study, storage, spec, sampler, root, set(), rng)
     assert retry is not None and retry.params == first.params and retry.retry
@@ -194,10 +201,10 @@ def test_intermediate_evaluations_reach_the_pruner(tmp_path: Path) -> None:
     run.path.mkdir(parents=True)
     rows = [{"step": 2, "gen/loss": 1.0}, {"step": 3, "eval/nll": 2.5}, {"step": 6, "eval/nll": 2.7}]
     run.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert _new_values(SeedRun(1, 1, run), "best_valid_nll") == [(STRIDE + 3, 2.5), (STRIDE + 6, 2.5)]
+    assert new_values(SeedRun(1, 1, run), "best_valid_nll") == [(STRIDE + 3, 2.5), (STRIDE + 6, 2.5)]
     watched = SeedRun(1, 1, run)
-    assert _report(second.trial, [watched], spec) == (1, 6)  # 2.5 > the other trial's 2.0 at the same step
-    assert _report(second.trial, [watched], spec) is None  # nothing new to report
+    assert report_new_values(second.trial, [watched], spec) == (1, 6)  # 2.5 > the other trial's 2.0 at the same step
+    assert report_new_values(second.trial, [watched], spec) is None  # nothing new to report
     second.lock.release()
 
 
