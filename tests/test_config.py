@@ -1,10 +1,19 @@
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import REPO
-from langan.config import Config, describe, flatten, load_config, save_config, to_dict
+from langan.config import (
+    Config,
+    describe,
+    flatten,
+    load_config,
+    read_yaml,
+    save_config,
+    to_dict,
+)
 from langan.errors import LanganError
 
 
@@ -73,8 +82,33 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
     assert set(saved) == {k for k, _, _ in describe()}
 
 
-def test_every_preset_loads() -> None:
-    presets = sorted((REPO / "configs").glob("*.yaml"))
-    assert presets
-    for preset in presets:
-        assert isinstance(load_config(preset), Config)
+@pytest.mark.parametrize("preset", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_preset_loads_as_written_and_round_trips(preset: Path, tmp_path: Path) -> None:
+    cfg = load_config(preset)
+    written, resolved = flatten(read_yaml(preset)), flatten(to_dict(cfg))
+    assert written and set(written) <= set(resolved)
+    assert {k: resolved[k] for k in written} == written  # every value the YAML sets is the value the run uses
+    assert cfg != Config()
+    save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+
+
+def test_presets_exist() -> None:
+    assert len(list((REPO / "configs").glob("*.yaml"))) >= 4
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["reward.mode=per_step", "disc.output=sequence"], "reward.mode=per_step needs disc.output=per_step"),
+    (["algorithm=ctrlgen"], "algorithm=ctrlgen needs data.label_columns"),
+    (["algorithm=reinforce", "optim.gen.ema_decay=0.9"], "optim.gen.ema_decay: weight averaging is implemented"),
+    (["optim.disc.ema_decay=0.9"], "optim.disc.ema_decay: weight averaging is implemented"),
+])
+def test_checks_across_sections(overrides: list[str], expected: str) -> None:
+    with pytest.raises(LanganError, match=re.escape(expected)):
+        load_config(None, overrides)
+
+
+def test_checks_across_sections_pass_when_met() -> None:
+    load_config(None, ["reward.mode=final", "disc.output=sequence", "algorithm=ctrlgen", "data.label_columns=[g]",
+                       "optim.gen.ema_decay=0"])
+    load_config(None, ["algorithm=mle", "optim.gen.ema_decay=0.9"])
