@@ -110,6 +110,8 @@ def test_real_process_prints_no_traceback(tmp_path: Path) -> None:
     ("train.device=mps", "train.device='mps' is not supported"),
     ("data.oracle.length=0", "data.oracle.length must be at least 1"),
     ("disc.num_heads=0", "num_heads and grad_accumulation must be at least 1"),  # was a ZeroDivisionError
+    ("eval.metrics=[bleu9]", "eval.metrics: unknown metric 'bleu9'; known: unique, novelty"),
+    ("eval.metrics=[nll_oracle]", "eval.metrics: nll_oracle needs data.source=oracle"),
 ])
 def test_out_of_range_values(capsys, tmp_path: Path, names_file: Path, override: str, fragment: str) -> None:
     assert_one_line(*train(capsys, tmp_path, names_file, override), fragment)

@@ -1,3 +1,4 @@
+import dataclasses
 import re
 from pathlib import Path
 
@@ -6,7 +7,9 @@ import yaml
 
 from conftest import REPO
 from langan.config import (
+    SAMPLE_METRIC_NAMES,
     Config,
+    EvalConfig,
     describe,
     flatten,
     load_config,
@@ -97,11 +100,24 @@ def test_presets_exist() -> None:
     assert len(list((REPO / "configs").glob("*.yaml"))) >= 4
 
 
+def test_eval_metrics_accepts_exactly_evals_sample_metrics() -> None:
+    """The config keeps the names (it cannot import eval); eval keeps the functions: the two must agree."""
+    from langan.eval.metrics import ORACLE_ONLY, SAMPLE_METRICS
+
+    assert tuple(SAMPLE_METRICS) == SAMPLE_METRIC_NAMES
+    assert set(ORACLE_ONLY) <= set(SAMPLE_METRIC_NAMES)
+    items = next(f.metadata["items"] for f in dataclasses.fields(EvalConfig) if f.name == "metrics")
+    assert items == SAMPLE_METRIC_NAMES
+    for name in SAMPLE_METRIC_NAMES[:-2]:  # nll_oracle needs the oracle, fed an extra
+        assert load_config(None, [f"eval.metrics=[{name}]"]).eval.metrics == [name]
+
+
 @pytest.mark.parametrize(("overrides", "expected"), [
     (["reward.mode=per_step", "disc.output=sequence"], "reward.mode=per_step needs disc.output=per_step"),
     (["algorithm=ctrlgen"], "algorithm=ctrlgen needs data.label_columns"),
     (["algorithm=reinforce", "optim.gen.ema_decay=0.9"], "optim.gen.ema_decay: weight averaging is implemented"),
     (["optim.disc.ema_decay=0.9"], "optim.disc.ema_decay: weight averaging is implemented"),
+    (["eval.metrics=[nll_oracle]"], "eval.metrics: nll_oracle needs data.source=oracle"),
 ])
 def test_checks_across_sections(overrides: list[str], expected: str) -> None:
     with pytest.raises(LanganError, match=re.escape(expected)):
@@ -110,5 +126,5 @@ def test_checks_across_sections(overrides: list[str], expected: str) -> None:
 
 def test_checks_across_sections_pass_when_met() -> None:
     load_config(None, ["reward.mode=final", "disc.output=sequence", "algorithm=ctrlgen", "data.label_columns=[g]",
-                       "optim.gen.ema_decay=0"])
+                       "optim.gen.ema_decay=0", "data.source=oracle", "eval.metrics=[nll_oracle]"])
     load_config(None, ["algorithm=mle", "optim.gen.ema_decay=0.9"])

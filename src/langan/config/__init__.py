@@ -22,11 +22,11 @@ from langan.config.fields import Check, apply_override, build, closest, config_c
 from langan.config.gan import CtrlGenConfig, RewardConfig, SamplingConfig
 from langan.config.networks import DiscConfig, GeneratorConfig
 from langan.config.optim import OptimConfig, OptimSection
-from langan.config.training import EvalConfig, TrainConfig
+from langan.config.training import ORACLE_ONLY_METRICS, SAMPLE_METRIC_NAMES, EvalConfig, TrainConfig
 from langan.fileio import atomic_write_text
 
 __all__ = [
-    "Check", "Config", "CtrlGenConfig", "DataConfig",
+    "ORACLE_ONLY_METRICS", "SAMPLE_METRIC_NAMES", "Check", "Config", "CtrlGenConfig", "DataConfig",
     "DiscConfig", "EvalConfig", "GeneratorConfig", "OptimConfig", "OptimSection", "OracleConfig", "RewardConfig",
     "SamplingConfig", "TrainConfig", "apply_override", "build", "closest", "config_changes", "describe", "flatten",
     "load_config", "opt", "read_yaml", "save_config", "to_dict", "validate",

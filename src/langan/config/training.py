@@ -10,6 +10,12 @@ from langan.config.fields import Check, at_least_one, opt
 if TYPE_CHECKING:
     from langan.config import Config
 
+# the sample metrics `eval.metrics` accepts, in the order of langan.eval.metrics.SAMPLE_METRICS (a test holds the
+# two to the same names: config cannot import eval)
+SAMPLE_METRIC_NAMES: tuple[str, ...] = ("unique", "novelty", "mean_length", "eos_rate",
+                                        *(f"distinct{n}" for n in range(1, 5)), *(f"bleu{n}" for n in range(2, 6)),
+                                        *(f"self_bleu{n}" for n in range(2, 6)), "nll_oracle", "fed")
+ORACLE_ONLY_METRICS: tuple[str, ...] = ("nll_oracle",)  # they score samples with the oracle of data.source=oracle
 
 @dataclass
 class TrainConfig:
@@ -58,17 +64,22 @@ class EvalConfig:
     temperature: float = opt(1.0, "temperature of the samples drawn at evaluation")
     metrics: list[str] = opt([], "sample metrics logged at each evaluation (BLEU against the validation split): "
                              "unique, novelty, distinct1..4, bleu2..5, self_bleu2..5, "
-                             "mean_length, eos_rate")
+                             "mean_length, eos_rate", items=SAMPLE_METRIC_NAMES)
     metric_samples: int = opt(500, "samples drawn for eval.metrics at each evaluation")
     lm_steps: int = opt(1000, "langan eval: training steps of the small LM behind lm_score / reverse_lm_score")
     c2st_steps: int = opt(300, "langan eval: training steps of the fresh classifier behind c2st_acc")
     attr_steps: int = opt(1500, "langan eval: training steps of the separate attribute classifier behind attr_acc")
 
     def check(self, root: Config) -> list[Check]:
+        unknown = [m for m in self.metrics if m not in SAMPLE_METRIC_NAMES]
         return [
             *at_least_one({"eval.batch_size": self.batch_size}),
             (self.num_samples >= 0 and self.metric_samples >= 0,
              "eval.num_samples, eval.metric_samples, train.early_stop and train.keep_checkpoints must be >= 0"),
             (self.temperature >= 0, "eval.temperature must be >= 0 (0 = greedy)"),
             (self.every >= 1, "eval.every must be at least 1"),
+            (not unknown, f"eval.metrics: unknown metric '{unknown[0] if unknown else ''}'; known: "
+                          f"{', '.join(SAMPLE_METRIC_NAMES)}"),
+            (root.data.source == "oracle" or not set(self.metrics) & set(ORACLE_ONLY_METRICS),
+             "eval.metrics: nll_oracle needs data.source=oracle (it scores samples with the oracle)"),
         ]
