@@ -118,6 +118,23 @@ def test_out_of_range_values(capsys, tmp_path: Path, names_file: Path, override:
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no junk run left
 
 
+def test_max_length_without_room_for_eos(capsys, tmp_path: Path, names_file: Path) -> None:
+    """data.max_length=1 used to train on first letters only (every text cut, no EOS ever seen)."""
+    assert_one_line(*train(capsys, tmp_path, names_file, "data.max_length=1"),
+                    "data.max_length must be at least 2, got 1", "needs n + 1 (its EOS)")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bpe_vocabulary_smaller_than_the_byte_alphabet(capsys, tmp_path: Path, names_file: Path) -> None:
+    """data.vocab_size=5 used to train silently with 260 ids (tokenizers keeps the byte alphabet)."""
+    assert_one_line(*train(capsys, tmp_path, names_file, "data.tokenizer=bpe", "data.vocab_size=5"),
+                    "data.vocab_size=5 is too small for data.tokenizer=bpe", "data.vocab_size to at least 260")
+    assert not (tmp_path / "runs").exists()
+    code = main(["train", PRESET, *tiny_overrides(names_file), "data.tokenizer=bpe", "data.vocab_size=260",
+                 "--runs-dir", str(tmp_path / "runs"), "--quiet"])
+    assert code == 0  # the smallest value the message names works
+
+
 def test_bad_sampling_arguments(capsys, tmp_path: Path) -> None:
     for args in (["--top-p", "0"], ["--temperature", "-1"], ["--top-k", "-3"]):
         with pytest.raises(SystemExit) as done:

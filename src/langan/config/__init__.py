@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from langan.config import fields
-from langan.config.data import DataConfig, OracleConfig
+from langan.config.data import BPE_MIN_VOCAB, DataConfig, OracleConfig
 from langan.config.fields import Check, apply_override, build, closest, config_changes, flatten, opt, read_yaml
 from langan.config.gan import CtrlGenConfig, RewardConfig, SamplingConfig
 from langan.config.networks import DiscConfig, GeneratorConfig
@@ -26,7 +26,7 @@ from langan.config.training import ORACLE_ONLY_METRICS, SAMPLE_METRIC_NAMES, Eva
 from langan.fileio import atomic_write_text
 
 __all__ = [
-    "ORACLE_ONLY_METRICS", "SAMPLE_METRIC_NAMES", "Check", "Config", "CtrlGenConfig", "DataConfig",
+    "BPE_MIN_VOCAB", "ORACLE_ONLY_METRICS", "SAMPLE_METRIC_NAMES", "Check", "Config", "CtrlGenConfig", "DataConfig",
     "DiscConfig", "EvalConfig", "GeneratorConfig", "OptimConfig", "OptimSection", "OracleConfig", "RewardConfig",
     "SamplingConfig", "TrainConfig", "apply_override", "build", "closest", "config_changes", "describe", "flatten",
     "load_config", "opt", "read_yaml", "save_config", "to_dict", "validate",

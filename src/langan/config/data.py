@@ -10,6 +10,8 @@ from langan.config.fields import Check, at_least_one, opt
 if TYPE_CHECKING:
     from langan.config import Config
 
+BPE_MIN_VOCAB = 256 + 4  # byte-level BPE starts from all 256 byte symbols, plus the 4 special tokens
+
 
 @dataclass
 class OracleConfig:
@@ -48,9 +50,17 @@ class DataConfig:
     oracle: OracleConfig = opt(OracleConfig(), "the synthetic LSTM oracle (data.source=oracle)")
 
     def check(self, root: Config) -> list[Check]:
+        texts = self.source != "oracle"  # the oracle source has its own length and vocabulary
         return [
             *self.oracle.check(root),
             (self.vocab_size >= 5, f"data.vocab_size must be at least 5, got {self.vocab_size}"),
+            (self.tokenizer != "bpe" or not texts or self.vocab_size >= BPE_MIN_VOCAB,
+             f"data.vocab_size={self.vocab_size} is too small for data.tokenizer=bpe: byte-level BPE holds the 256 "
+             f"byte symbols and the 4 special tokens before any merge; set data.vocab_size to at least "
+             f"{BPE_MIN_VOCAB} (that many = no merges; default 2000)"),
             (self.max_length >= 1, "data.max_length must be at least 1"),
+            (self.max_length >= 2 or not texts,
+             f"data.max_length must be at least 2, got {self.max_length}: a text of n tokens needs n + 1 (its EOS), "
+             "so with 1 every text is cut to its first token and the model never learns to end"),
             (self.valid_size >= 0 and self.test_size >= 0, "data.valid_size and data.test_size must be >= 0"),
         ]
