@@ -129,10 +129,10 @@ def test_eval_writes_samples_metrics_and_best_checkpoint(tiny_cfg, tmp_path: Pat
 
 
 def test_early_stop_after_evaluations_without_improvement(tiny_cfg, tmp_path: Path, monkeypatch) -> None:
-    import langan.train.trainer as trainer_module
+    import langan.eval.during as during_module
 
     worse = iter([2.0, 2.1, 2.2, 2.3, 2.4, 2.5])
-    monkeypatch.setattr(trainer_module, "nll_per_token", lambda *a, **k: next(worse))
+    monkeypatch.setattr(during_module, "nll_per_token", lambda *a, **k: next(worse))
     tiny_cfg.train.steps, tiny_cfg.eval.every, tiny_cfg.train.early_stop = 30, 2, 2
     s = new_session(tiny_cfg, tmp_path / "r", quiet=True)
     assert s.trainer.fit() == "finished"
