@@ -109,10 +109,30 @@ def test_real_process_prints_no_traceback(tmp_path: Path) -> None:
     ("eval.batch_size=0", "eval.batch_size must be at least 1"),
     ("train.device=mps", "train.device='mps' is not supported"),
     ("data.oracle.length=0", "data.oracle.length must be at least 1"),
+    ("disc.num_heads=0", "num_heads and grad_accumulation must be at least 1"),  # was a ZeroDivisionError
+    ("eval.metrics=[bleu9]", "eval.metrics: unknown metric 'bleu9'; known: unique, novelty"),
+    ("eval.metrics=[nll_oracle]", "eval.metrics: nll_oracle needs data.source=oracle"),
 ])
 def test_out_of_range_values(capsys, tmp_path: Path, names_file: Path, override: str, fragment: str) -> None:
     assert_one_line(*train(capsys, tmp_path, names_file, override), fragment)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no junk run left
+
+
+def test_max_length_without_room_for_eos(capsys, tmp_path: Path, names_file: Path) -> None:
+    """data.max_length=1 used to train on first letters only (every text cut, no EOS ever seen)."""
+    assert_one_line(*train(capsys, tmp_path, names_file, "data.max_length=1"),
+                    "data.max_length must be at least 2, got 1", "needs n + 1 (its EOS)")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bpe_vocabulary_smaller_than_the_byte_alphabet(capsys, tmp_path: Path, names_file: Path) -> None:
+    """data.vocab_size=5 used to train silently with 260 ids (tokenizers keeps the byte alphabet)."""
+    assert_one_line(*train(capsys, tmp_path, names_file, "data.tokenizer=bpe", "data.vocab_size=5"),
+                    "data.vocab_size=5 is too small for data.tokenizer=bpe", "data.vocab_size to at least 260")
+    assert not (tmp_path / "runs").exists()
+    code = main(["train", PRESET, *tiny_overrides(names_file), "data.tokenizer=bpe", "data.vocab_size=260",
+                 "--runs-dir", str(tmp_path / "runs"), "--quiet"])
+    assert code == 0  # the smallest value the message names works
 
 
 def test_bad_sampling_arguments(capsys, tmp_path: Path) -> None:

@@ -1,10 +1,22 @@
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import REPO
-from langan.config import Config, describe, flatten, load_config, save_config, to_dict
+from langan.config import (
+    SAMPLE_METRIC_NAMES,
+    Config,
+    EvalConfig,
+    describe,
+    flatten,
+    load_config,
+    read_yaml,
+    save_config,
+    to_dict,
+)
 from langan.errors import LanganError
 
 
@@ -73,8 +85,46 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
     assert set(saved) == {k for k, _, _ in describe()}
 
 
-def test_every_preset_loads() -> None:
-    presets = sorted((REPO / "configs").glob("*.yaml"))
-    assert presets
-    for preset in presets:
-        assert isinstance(load_config(preset), Config)
+@pytest.mark.parametrize("preset", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_preset_loads_as_written_and_round_trips(preset: Path, tmp_path: Path) -> None:
+    cfg = load_config(preset)
+    written, resolved = flatten(read_yaml(preset)), flatten(to_dict(cfg))
+    assert written and set(written) <= set(resolved)
+    assert {k: resolved[k] for k in written} == written  # every value the YAML sets is the value the run uses
+    assert cfg != Config()
+    save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+
+
+def test_presets_exist() -> None:
+    assert len(list((REPO / "configs").glob("*.yaml"))) >= 4
+
+
+def test_eval_metrics_accepts_exactly_evals_sample_metrics() -> None:
+    """The config keeps the names (it cannot import eval); eval keeps the functions: the two must agree."""
+    from langan.eval.metrics import ORACLE_ONLY, SAMPLE_METRICS
+
+    assert tuple(SAMPLE_METRICS) == SAMPLE_METRIC_NAMES
+    assert set(ORACLE_ONLY) <= set(SAMPLE_METRIC_NAMES)
+    items = next(f.metadata["items"] for f in dataclasses.fields(EvalConfig) if f.name == "metrics")
+    assert items == SAMPLE_METRIC_NAMES
+    for name in SAMPLE_METRIC_NAMES[:-2]:  # nll_oracle needs the oracle, fed an extra
+        assert load_config(None, [f"eval.metrics=[{name}]"]).eval.metrics == [name]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["reward.mode=per_step", "disc.output=sequence"], "reward.mode=per_step needs disc.output=per_step"),
+    (["algorithm=ctrlgen"], "algorithm=ctrlgen needs data.label_columns"),
+    (["algorithm=reinforce", "optim.gen.ema_decay=0.9"], "optim.gen.ema_decay: weight averaging is implemented"),
+    (["optim.disc.ema_decay=0.9"], "optim.disc.ema_decay: weight averaging is implemented"),
+    (["eval.metrics=[nll_oracle]"], "eval.metrics: nll_oracle needs data.source=oracle"),
+])
+def test_checks_across_sections(overrides: list[str], expected: str) -> None:
+    with pytest.raises(LanganError, match=re.escape(expected)):
+        load_config(None, overrides)
+
+
+def test_checks_across_sections_pass_when_met() -> None:
+    load_config(None, ["reward.mode=final", "disc.output=sequence", "algorithm=ctrlgen", "data.label_columns=[g]",
+                       "optim.gen.ema_decay=0", "data.source=oracle", "eval.metrics=[nll_oracle]"])
+    load_config(None, ["algorithm=mle", "optim.gen.ema_decay=0.9"])

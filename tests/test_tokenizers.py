@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from langan.config import BPE_MIN_VOCAB
 from langan.data.tokenizers import BPETokenizer, CharTokenizer, OracleTokenizer, WordTokenizer, tokenizer_from_json
 from langan.tokens import BOS, EOS, PAD, UNK
 
@@ -38,6 +39,15 @@ def test_word_tokens_are_words_and_punctuation() -> None:
 def bpe() -> BPETokenizer:
     corpus = ["the quick brown fox jumps over the lazy dog", "naïve café, 東京 and emoji 🙂"] * 20
     return BPETokenizer.fit(corpus, vocab_size=300)
+
+
+def test_bpe_vocabulary_starts_at_the_byte_alphabet() -> None:
+    """What data.vocab_size's check says: `tokenizers` keeps all 256 byte symbols and the 4 specials whatever
+    vocab_size asks for, so fewer than BPE_MIN_VOCAB ids cannot be had; from there each id is one merge."""
+    corpus = ["the quick brown fox jumps over the lazy dog"] * 20
+    assert BPETokenizer.fit(corpus, vocab_size=5).vocab_size == BPE_MIN_VOCAB == 260
+    assert BPETokenizer.fit(corpus, vocab_size=BPE_MIN_VOCAB).vocab_size == BPE_MIN_VOCAB
+    assert BPETokenizer.fit(corpus, vocab_size=BPE_MIN_VOCAB + 3).vocab_size == BPE_MIN_VOCAB + 3
 
 
 @settings(max_examples=150, deadline=None)

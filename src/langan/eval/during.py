@@ -7,19 +7,9 @@ from __future__ import annotations
 from langan.algorithms.base import Algorithm
 from langan.config import Config
 from langan.data.dataset import DataBundle
-from langan.errors import LanganError
-from langan.eval.metrics import ORACLE_ONLY, SAMPLE_METRICS, compute_sample_metrics, reference_for
+from langan.eval.metrics import compute_sample_metrics, reference_for
 from langan.eval.nll import nll_per_token
 from langan.eval.samples import draw_samples, one_line
-
-
-def check_eval_metrics(cfg: Config) -> None:
-    """`eval.metrics` names only sample metrics that this data can give."""
-    unknown = [m for m in cfg.eval.metrics if m not in SAMPLE_METRICS]
-    if unknown:
-        raise LanganError(f"eval.metrics: unknown metric '{unknown[0]}'; known: {', '.join(SAMPLE_METRICS)}")
-    if cfg.data.source != "oracle" and set(cfg.eval.metrics) & set(ORACLE_ONLY):
-        raise LanganError("eval.metrics: nll_oracle needs data.source=oracle (it scores samples with the oracle)")
 
 
 def evaluate_during_training(cfg: Config, data: DataBundle, algorithm: Algorithm, step: int

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from langan.config import ORACLE_ONLY_METRICS, SAMPLE_METRIC_NAMES
 from langan.data.dataset import DataBundle
 from langan.data.oracle import OracleLSTM
 from langan.errors import LanganError
@@ -126,7 +127,9 @@ SAMPLE_METRICS: dict[str, Callable[[Samples, Reference], float]] = {
     "nll_oracle": nll_oracle,
     "fed": fed_metric,
 }
-ORACLE_ONLY = ("nll_oracle",)
+# `eval.metrics` accepts exactly these names (the config's list, which config keeps without importing eval)
+assert tuple(SAMPLE_METRICS) == SAMPLE_METRIC_NAMES, "langan.config.SAMPLE_METRIC_NAMES differs from SAMPLE_METRICS"
+ORACLE_ONLY = ORACLE_ONLY_METRICS
 
 
 def compute_sample_metrics(names: Iterable[str], samples: Samples, ref: Reference) -> dict[str, float]:

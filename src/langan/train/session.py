@@ -20,10 +20,9 @@ import torch
 
 from langan.algorithms import ALGORITHMS, build_algorithm
 from langan.algorithms.base import Algorithm
-from langan.config import Config, config_changes, save_config, to_dict
+from langan.config import Config, config_changes, save_config, to_dict, validate
 from langan.data.dataset import DataBundle, load_data
 from langan.errors import LanganError
-from langan.eval.during import check_eval_metrics
 from langan.models import count_parameters
 from langan.runs import checkpoint, records
 from langan.runs.loading import load_run_inputs, restore_algorithm, setup_torch
@@ -116,7 +115,7 @@ def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv:
     """A fresh run. Its config is compared with `compare_to` or, by default, the newest earlier run of the
     same preset in the same runs directory; the changed keys go to meta.json and `Session.describe()`.
     The run's lock is held from here until `Session.train()` ends (or `Session.close()`)."""
-    check_eval_metrics(cfg)
+    validate(cfg)  # again: a Config edited after load_config (the library's callers, tests) is checked too
     check_free(run_dir)  # a live run there: say so now, not after loading data
     device = setup_torch(cfg)
     seed_everything(cfg.train.seed)

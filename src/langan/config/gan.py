@@ -1,0 +1,126 @@
+"""`reward.*`, `sampling.*`, `ctrlgen.*`: how the GAN algorithms turn discriminator outputs into generator
+updates (REINFORCE rewards, the sampling policy) and the controlled-generation VAE."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from langan.config.fields import Check, opt
+
+if TYPE_CHECKING:
+    from langan.config import Config
+
+
+@dataclass
+class RewardConfig:
+    """How discriminator outputs become policy-gradient rewards (REINFORCE GAN)."""
+
+    mode: str = opt("per_step", "per_step: D judges every generated prefix (recorded: the only mode that learned); "
+                    "final: sequence score at the last token, 0 elsewhere; broadcast: sequence score at every "
+                    "step; rollout: SeqGAN Monte Carlo completions of each prefix scored by D",
+                    ("per_step", "final", "broadcast", "rollout"))
+    transform: str = opt("2sigmoid-1", "reward from a D logit: 2sigmoid-1 = 2*sigmoid(D)-1 (ScratchGAN), "
+                         "log_sigmoid = log sigmoid(D), logit = D, sigmoid = sigmoid(D)",
+                         ("2sigmoid-1", "log_sigmoid", "logit", "sigmoid"))
+    gamma: float = opt(0.5, "discount of future rewards in the returns (recorded: 0.5; ignored by rollout, "
+                       "whose Q-values already are expected final rewards)")
+    baseline: str = opt("ewma", "subtracted from returns: none; ewma: moving average of the mean return at each "
+                        "position; batch_mean: the batch's mean return at each position; leave_one_out: the "
+                        "mean of the other samples at each position",
+                        ("none", "ewma", "batch_mean", "leave_one_out"))
+    baseline_decay: float = opt(0.9, "ewma baseline: b <- decay * b + (1 - decay) * mean return")
+    normalize_advantages: bool = opt(False, "scale advantages to zero mean and unit std over the batch")
+    entropy_mult: float = opt(0.1, "weight of the entropy bonus in the generator loss (recorded: 0.1)")
+    kl_mult: float = opt(0.0, "weight of KL(G || pretrained G), both untempered, in the generator loss")
+    rollout_num: int = opt(4, "rollout mode: Monte Carlo completions per prefix (SeqGAN: 16)")
+    rollout_decay: float = opt(0.8, "rollout mode: the rollout generator follows G by an exponential moving "
+                               "average, rollout <- decay * rollout + (1 - decay) * G (SeqGAN: 0.8)")
+    rollout_chunk: int = opt(4096, "rollout mode: rows decoded at once (bounds memory)")
+
+    def check(self, root: Config) -> list[Check]:
+        return [
+            (self.mode != "per_step" or root.disc.output == "per_step",
+             "reward.mode=per_step needs disc.output=per_step (a sequence discriminator judges only whole "
+             "sequences)"),
+            (0 <= self.gamma <= 1, "reward.gamma must be in [0, 1]"),
+            (0 <= self.baseline_decay < 1 and 0 <= self.rollout_decay <= 1,
+             "reward.baseline_decay must be in [0, 1) and reward.rollout_decay in [0, 1]"),
+            (self.rollout_num >= 1 and self.rollout_chunk >= 1,
+             "reward.rollout_num and reward.rollout_chunk must be >= 1"),
+            (self.entropy_mult >= 0 and self.kl_mult >= 0, "reward.entropy_mult and reward.kl_mult must be >= 0"),
+        ]
+
+
+@dataclass
+class SamplingConfig:
+    """How the generator samples during adversarial training."""
+
+    temperature: float = opt(1.0, "softmax temperature; the policy gradient uses the log-probabilities of this "
+                             "tempered, filtered distribution (the one actually sampled from), so it is unbiased")
+    top_k: int = opt(0, "sample among the k most likely tokens (0 = all)")
+    top_p: float = opt(1.0, "nucleus sampling: the smallest set of tokens holding this much mass (recorded: 1.0)")
+    allow_eos: bool = opt(True, "may end before data.max_length; false = always max_length tokens. PAD and BOS "
+                          "are never sampled")
+
+    def check(self, root: Config) -> list[Check]:
+        return [
+            (self.temperature > 0, "sampling.temperature must be > 0 (a policy gradient needs a stochastic policy)"),
+            (0 < self.top_p <= 1 and self.top_k >= 0, "sampling.top_p must be in (0, 1] and sampling.top_k >= 0"),
+        ]
+
+
+@dataclass
+class CtrlGenConfig:
+    """Controlled generation after Hu et al. 2017 ("Toward Controlled Generation of Text", ICML): a VAE whose
+    generator is conditioned on [z, c], made controllable by an attribute classifier (the `disc.*` transformer,
+    with one class head per label column) through soft samples. The codes are the label columns
+    `data.label_columns`; a row with a missing label is unlabelled data."""
+
+    latent_size: int = opt(32, "size of z (paper: 300 for sentences; names are short, so 32)")
+    encoder_arch: str = opt("lstm", "the encoder q(z|x), which reads each row up to its last real token "
+                            "(paper: LSTM)", ("lstm", "transformer"))
+    encoder_hidden_size: int = opt(128, "encoder width")
+    encoder_num_layers: int = opt(1, "encoder LSTM layers or transformer blocks")
+    word_dropout: float = opt(0.3, "VAE: decoder input tokens replaced by UNK with this probability, so the "
+                              "decoder must use z (Bowman et al. 2016; paper: word dropout)")
+    kl_anneal_steps: int = opt(1000, "VAE: the KL weight rises linearly from 0 to kl_weight_max over this many "
+                               "pretraining steps (Bowman et al. 2016)")
+    kl_weight_max: float = opt(1.0, "the KL weight after annealing (1 = the true ELBO)")
+    free_bits: float = opt(0.0, "nats of KL per z dimension (batch mean) that cost nothing (Kingma et al. 2016), "
+                           "against posterior collapse; 0 = the plain ELBO")
+    tau0: float = opt(1.0, "softmax temperature of the soft samples at the start of joint training (paper: 1)")
+    tau_min: float = opt(0.1, "the floor of the annealed temperature; > 0 so logits/tau cannot overflow "
+                         "(paper anneals towards 0)")
+    tau_schedule: str = opt("exponential", "how tau goes from tau0 to tau_min over tau_anneal_steps",
+                            ("exponential", "linear", "tanh"))
+    tau_anneal_steps: int = opt(0, "joint-phase steps over which tau anneals (0 = the whole joint phase)")
+    gumbel: bool = opt(False, "soft samples by Gumbel-softmax (noise added to the logits) instead of the "
+                       "tempered softmax (paper)")
+    straight_through: bool = opt(False, "Gumbel/soft samples: feed the hard one-hot forward, the soft "
+                                 "gradient backward")
+    lambda_c: float = opt(0.1, "weight of L_attr,c: the classifier recovers the code from the soft sample "
+                          "(paper: 0.1)")
+    lambda_z: float = opt(0.1, "weight of L_attr,z: the encoder recovers z from the soft sample (paper: 0.1)")
+    lambda_u: float = opt(0.1, "weight of the unlabelled terms: the classifier's loss on generated samples "
+                          "(paper's L_u, 0.1) and the VAE loss of unlabelled real rows, coded by the classifier")
+    beta: float = opt(0.1, "weight of the minimum-entropy regulariser of the classifier on generated samples "
+                      "(paper: 0.1; 0 disables it, e.g. for multi-label data)")
+    sample_batch: int = opt(0, "joint phase: soft samples per step (0 = train.batch_size)")
+
+    def check(self, root: Config) -> list[Check]:
+        chosen = root.algorithm == "ctrlgen"
+        return [
+            (self.latent_size >= 1 and self.encoder_hidden_size >= 1 and self.encoder_num_layers >= 1,
+             "ctrlgen.latent_size, encoder_hidden_size and encoder_num_layers must be at least 1"),
+            (0 < self.tau_min <= self.tau0, "ctrlgen.tau_min must be > 0 and at most ctrlgen.tau0"),
+            (0 <= self.word_dropout < 1, "ctrlgen.word_dropout must be in [0, 1)"),
+            (min(self.lambda_c, self.lambda_z, self.lambda_u, self.beta, self.kl_weight_max, self.free_bits) >= 0,
+             "ctrlgen.lambda_c, lambda_z, lambda_u, beta, kl_weight_max and free_bits must be >= 0"),
+            (min(self.kl_anneal_steps, self.tau_anneal_steps, self.sample_batch) >= 0,
+             "ctrlgen.kl_anneal_steps, tau_anneal_steps and sample_batch must be >= 0"),
+            (not chosen or self.encoder_arch == "lstm" or self.encoder_hidden_size % 4 == 0,
+             "ctrlgen.encoder_hidden_size must be divisible by 4 (a transformer encoder has 4 heads of even width)"),
+            (not chosen or bool(root.data.label_columns),
+             "algorithm=ctrlgen needs data.label_columns (e.g. data.label_columns=[gender] for census-names)"),
+        ]

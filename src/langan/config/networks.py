@@ -1,0 +1,78 @@
+"""`generator.*` and `disc.*`: the two networks' shapes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from langan.config.fields import Check, at_least_one, opt
+
+if TYPE_CHECKING:
+    from langan.config import Config
+
+
+@dataclass
+class GeneratorConfig:
+    arch: str = opt("transformer", "generator family", ("transformer", "lstm"))
+    hidden_size: int = opt(64, "width of embeddings and residual stream (LSTM: state size)")
+    intermediate_size: int = opt(256, "transformer MLP width")
+    num_layers: int = opt(4, "transformer blocks or stacked LSTM layers")
+    num_heads: int = opt(4, "attention heads (hidden_size must divide by it)")
+    rope_theta: float = opt(10000.0, "RoPE base; smaller values favour short contexts")
+    learned_positions: bool = opt(False, "transformer: also add learned absolute position embeddings (GPT-2, "
+                                  "makemore) to the token embeddings")
+    tie_word_embeddings: bool = opt(False, "share the input embedding and the output projection")
+    activation: str = opt("gelu", "transformer MLP: GELU (nanoGPT/makemore) or SwiGLU (Llama)",
+                          ("gelu", "swiglu"))
+    dropout: float = opt(0.0, "dropout on embeddings and residual branches")
+    attention_dropout: float = opt(0.0, "dropout on attention probabilities")
+
+    def check(self, root: Config) -> list[Check]:
+        attention = self.arch == "transformer" and self.num_heads >= 1
+        return [
+            *at_least_one({"generator.hidden_size": self.hidden_size,
+                           "generator.intermediate_size": self.intermediate_size,
+                           "generator.num_layers": self.num_layers, "generator.num_heads": self.num_heads}),
+            (0 <= self.dropout < 1 and 0 <= self.attention_dropout < 1, "generator dropouts must be in [0, 1)"),
+            (not attention or self.hidden_size % self.num_heads == 0,
+             f"generator.hidden_size ({self.hidden_size}) must be divisible by generator.num_heads "
+             f"({self.num_heads})"),
+            (not attention or (self.hidden_size // self.num_heads) % 2 == 0,
+             "generator.hidden_size / generator.num_heads must be even (RoPE rotates pairs of dimensions)"),
+        ]
+
+
+@dataclass
+class DiscConfig:
+    """The discriminator of the GAN algorithms (defaults: the last recorded names experiment)."""
+
+    hidden_size: int = opt(64, "width of the discriminator transformer (recorded: 64)")
+    intermediate_size: int = opt(256, "its MLP width (recorded: 256)")
+    num_layers: int = opt(3, "its transformer blocks (recorded: 3)")
+    num_heads: int = opt(8, "its attention heads (recorded: 8)")
+    rope_theta: float = opt(200.0, "its RoPE base (recorded: 200)")
+    activation: str = opt("gelu", "its MLP activation", ("gelu", "swiglu"))
+    dropout: float = opt(0.0, "dropout on its embeddings and residual branches")
+    attention_dropout: float = opt(0.0, "dropout on its attention probabilities (recorded: 0)")
+    output: str = opt("per_step", "per_step: causal, one logit per prefix; sequence: one logit per sequence "
+                      "(the logit at the last real token, which has seen all of it)", ("per_step", "sequence"))
+    loss: str = opt("bce", "bce: cross-entropy on logits; mse: least-squares GAN on the raw outputs", ("bce", "mse"))
+    target_real: float = opt(1.0, "target for real text; < 1 is one-sided label smoothing (e.g. 0.9)")
+    grad_accumulation: int = opt(1, "one discriminator optimiser step per this many discriminator batches, "
+                                 "gradients averaged: an effective batch of N x train.batch_size (recorded: 8)")
+    frozen: bool = opt(False, "never train the discriminator (e.g. train G against a random D to check that "
+                       "G can exploit it)")
+    pretrain_steps: int = opt(0, "discriminator-only steps between MLE pretraining and the adversarial phase")
+
+    def check(self, root: Config) -> list[Check]:
+        sizes = min(self.hidden_size, self.intermediate_size, self.num_layers, self.num_heads, self.grad_accumulation)
+        return [
+            (sizes >= 1,
+             "disc.hidden_size, intermediate_size, num_layers, num_heads and grad_accumulation must be at least 1"),
+            (sizes < 1 or (self.hidden_size % self.num_heads == 0 and (self.hidden_size // self.num_heads) % 2 == 0),
+             f"disc.hidden_size ({self.hidden_size}) / disc.num_heads ({self.num_heads}) must be a whole, even "
+             "number"),
+            (0 <= self.dropout < 1 and 0 <= self.attention_dropout < 1, "disc dropouts must be in [0, 1)"),
+            (0 < self.target_real <= 1, "disc.target_real must be in (0, 1]"),
+            (self.pretrain_steps >= 0, "train.pretrain_steps and disc.pretrain_steps must be >= 0"),
+        ]
