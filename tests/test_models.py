@@ -87,3 +87,23 @@ def test_cache_with_left_padding_is_refused() -> None:
     model = tiny_transformer()
     with pytest.raises(ValueError, match="full forward passes"):
         model(torch.tensor([[0, 1, 5]]), cache=model.new_cache(1), attention_mask=torch.tensor([[False, True, True]]))
+
+
+def test_lstm_embedding_width_apart_from_its_state() -> None:
+    cfg = load_config(None, ["generator.arch=lstm", "generator.hidden_size=32", "generator.embedding_size=8",
+                             "generator.num_layers=1"])
+    model = build_generator(cfg.generator, vocab_size=11, max_length=12, cond_size=3)
+    assert model.embed.weight.shape == (11, 8) and model.lstm.weight_ih_l0.shape == (4 * 32, 8 + 3)
+    logits, _ = model(torch.randint(1, 11, (2, 5)), cond=torch.randn(2, 3))
+    assert logits.shape == (2, 5, 11)
+    same = build_generator(load_config(None, ["generator.arch=lstm", "generator.hidden_size=32"]).generator, 11, 12)
+    assert same.embed.weight.shape == (11, 32)  # 0 = the state width, as before the setting existed
+
+
+@pytest.mark.parametrize("override", ["generator.tie_word_embeddings=true", "generator.arch=transformer"])
+def test_embedding_size_refused_where_it_cannot_apply(override: str) -> None:
+    from langan.errors import LanganError
+
+    with pytest.raises(LanganError, match="embedding_size"):
+        load_config(None, ["generator.arch=lstm", "generator.hidden_size=32", "generator.embedding_size=8",
+                           "generator.num_heads=2", override])

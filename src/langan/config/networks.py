@@ -22,6 +22,8 @@ class GeneratorConfig:
     learned_positions: bool = opt(False, "transformer: also add learned absolute position embeddings (GPT-2, "
                                   "makemore) to the token embeddings")
     tie_word_embeddings: bool = opt(False, "share the input embedding and the output projection")
+    embedding_size: int = opt(0, "LSTM: width of the token embedding fed to the LSTM (0 = hidden_size); a narrow "
+                              "input makes each step cheaper (SeqGAN: embedding 32, hidden 32)")
     activation: str = opt("gelu", "transformer MLP: GELU (nanoGPT/makemore) or SwiGLU (Llama)",
                           ("gelu", "swiglu"))
     dropout: float = opt(0.0, "dropout on embeddings and residual branches")
@@ -34,6 +36,13 @@ class GeneratorConfig:
                            "generator.intermediate_size": self.intermediate_size,
                            "generator.num_layers": self.num_layers, "generator.num_heads": self.num_heads}),
             (0 <= self.dropout < 1 and 0 <= self.attention_dropout < 1, "generator dropouts must be in [0, 1)"),
+            (self.embedding_size >= 0, "generator.embedding_size must be >= 0 (0 = hidden_size)"),
+            (self.embedding_size in (0, self.hidden_size) or self.arch == "lstm",
+             "generator.embedding_size is an LSTM setting (the transformer's embedding is its hidden_size); set it "
+             "to 0"),
+            (not self.tie_word_embeddings or self.embedding_size in (0, self.hidden_size),
+             f"generator.tie_word_embeddings needs generator.embedding_size = hidden_size ({self.hidden_size}) or 0; "
+             f"got {self.embedding_size}"),
             (not attention or self.hidden_size % self.num_heads == 0,
              f"generator.hidden_size ({self.hidden_size}) must be divisible by generator.num_heads "
              f"({self.num_heads})"),

@@ -12,11 +12,12 @@ from langan.models.transformer import TransformerLM
 GENERATORS: dict[str, type[nn.Module]] = {"transformer": TransformerLM, "lstm": LSTMLM}
 _GENERATOR_ARGS = ("hidden_size", "intermediate_size", "num_layers", "num_heads", "rope_theta",
                    "tie_word_embeddings", "activation", "dropout", "attention_dropout", "learned_positions")
+_ONLY = {"lstm": ("embedding_size",)}  # settings one family has and the others lack
 
 
 def build_generator(cfg: Any, vocab_size: int, max_length: int, cond_size: int = 0) -> nn.Module:
     """A generator from a `generator.*` config section (any object with those attributes)."""
-    kwargs = {name: getattr(cfg, name) for name in _GENERATOR_ARGS}
+    kwargs = {name: getattr(cfg, name) for name in (*_GENERATOR_ARGS, *_ONLY.get(cfg.arch, ()))}
     return GENERATORS[cfg.arch](vocab_size=vocab_size, max_length=max_length, cond_size=cond_size, **kwargs)
 
 

@@ -18,16 +18,17 @@ class LSTMState:
 class LSTMLM(nn.Module):
     def __init__(self, vocab_size: int, max_length: int, hidden_size: int = 256, num_layers: int = 1,
                  tie_word_embeddings: bool = False, dropout: float = 0.0, cond_size: int = 0, out_size: int = 0,
-                 **_: object):
+                 embedding_size: int = 0, **_: object):
         super().__init__()
         self.vocab_size, self.max_length = vocab_size, max_length
-        self.embed = nn.Embedding(vocab_size, hidden_size)
-        self.lstm = nn.LSTM(hidden_size + cond_size, hidden_size, num_layers, batch_first=True,
+        embedding_size = embedding_size or hidden_size  # a narrower input (SeqGAN: 32 and 32) costs less per step
+        self.embed = nn.Embedding(vocab_size, embedding_size)
+        self.lstm = nn.LSTM(embedding_size + cond_size, hidden_size, num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
         self.drop = nn.Dropout(dropout)
         # out_size: a classifier / encoder head instead of next-token logits
         self.head = nn.Linear(hidden_size, out_size or vocab_size)
-        if tie_word_embeddings and not out_size:
+        if tie_word_embeddings and not out_size:  # config checks embedding_size == hidden_size for this
             self.head.weight = self.embed.weight
 
     def new_cache(self, batch_size: int, max_tokens: int | None = None, differentiable: bool = False
