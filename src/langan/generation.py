@@ -151,3 +151,51 @@ def soft_sample(model: nn.Module, cond: Tensor, max_length: int, tau: float, gum
     tokens = hard.masked_fill(ended_before, PAD)
     lengths = (~ended_before).sum(1)
     return SoftSample(probs, tokens, lengths)
+
+
+@dataclass
+class GumbelSample:
+    tokens: Tensor  # [B, L] argmax(logits + noise) at each step, PAD after the first EOS
+    noise: Tensor  # [B, L, V] the Gumbel(0, 1) noise of each step (to relax the same draw with gradients)
+    lengths: Tensor  # [B] tokens up to and including the first EOS (L if none)
+
+
+@torch.no_grad()
+def gumbel_sample(model: nn.Module, batch_size: int, max_length: int, forbid: Sequence[int] = (UNK,),
+                  allow_eos: bool = True) -> GumbelSample:
+    """Hard samples by the Gumbel-max trick (RelGAN): token_t = argmax(logits_t + g_t), g_t ~ Gumbel(0, 1), which
+    is a draw from softmax(logits_t); each token is fed back as the next input (KV cache), and the noise is kept.
+    Since the inputs are the hard tokens, one teacher-forced pass over them gives the same logits with gradients,
+    and softmax(beta * (logits + noise)) is the relaxed sample of this very draw (`relaxed_probs`)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    forbidden = forbidden_mask(model.vocab_size, forbid, allow_eos, device)
+    cache = model.new_cache(batch_size, max_length + 1)
+    token = torch.full((batch_size, 1), BOS, dtype=torch.long, device=device)
+    picks, noises, ended = [], [], torch.zeros(batch_size, dtype=torch.bool, device=device)
+    for t in range(max_length):
+        logits = model(token, cache=cache)[0][:, -1].float().masked_fill(forbidden, float("-inf"))  # [B, V]
+        u = torch.rand(logits.shape, device=device).clamp_(1e-10, 1.0 - 1e-7)
+        noise = -(-u.log()).log()
+        token = (logits + noise).argmax(-1).masked_fill(ended, PAD)[:, None]  # [B, 1]
+        picks.append(token[:, 0])
+        noises.append(noise)
+        ended |= token[:, 0] == EOS
+        if t % 4 == 3 and bool(ended.all()):
+            break
+    model.train(was_training)
+    tokens = torch.stack(picks, 1)
+    lengths = torch.where(ended, (tokens == EOS).int().argmax(1) + 1, (tokens != PAD).sum(1))
+    return GumbelSample(tokens, torch.stack(noises, 1), lengths)
+
+
+def relaxed_probs(model: nn.Module, drawn: GumbelSample, beta: float, forbid: Sequence[int] = (UNK,),
+                  allow_eos: bool = True) -> Tensor:
+    """[B, L, V] softmax(beta * (logits + noise)) of a `gumbel_sample` draw, differentiable w.r.t. the model:
+    one teacher-forced pass over [BOS, tokens]. Forbidden tokens get probability 0."""
+    inputs = torch.cat([torch.full_like(drawn.tokens[:, :1], BOS), drawn.tokens[:, :-1]], 1)
+    forbidden = forbidden_mask(model.vocab_size, forbid, allow_eos, inputs.device)
+    logits = model(inputs)[0].float().masked_fill(forbidden, float("-inf"))  # [B, L, V]
+    return (beta * (logits + drawn.noise)).softmax(-1)
+

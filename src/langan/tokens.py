@@ -23,6 +23,16 @@ def left_pad(tokens: Tensor) -> tuple[Tensor, Tensor]:
     return out, mask
 
 
+def left_align(values: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    """`left_pad` for rows of vectors: right-aligned [B, T, H] whose first lengths[b] rows are real ->
+    (left-padded [B, T, H], zeros in front; mask [B, T] bool, True on real rows). Soft inputs enter here."""
+    t = values.shape[1]
+    src = torch.arange(t, device=values.device) - (t - lengths.to(values.device)[:, None])  # [B, T]
+    mask = src >= 0
+    gathered = values.gather(1, src.clamp(min=0)[..., None].expand(-1, -1, values.shape[-1]))
+    return gathered * mask[..., None].to(values.dtype), mask
+
+
 def from_left_padded(values: Tensor, mask: Tensor) -> Tensor:
     """Inverse of `left_pad` for per-position values: left-padded [B, T] (mask True on real slots) ->
     right-padded [B, T], 0 where there is no real token."""

@@ -19,29 +19,58 @@ import yaml
 from langan.config import fields
 from langan.config.data import BPE_MIN_VOCAB, DataConfig, OracleConfig
 from langan.config.fields import Check, apply_override, build, closest, config_changes, flatten, opt, read_yaml
-from langan.config.gan import CtrlGenConfig, RewardConfig, SamplingConfig
+from langan.config.gan import BETA_SCHEDULES, GAN_LOSSES, CtrlGenConfig, GumbelConfig, RewardConfig, SamplingConfig
 from langan.config.networks import DiscConfig, GeneratorConfig
 from langan.config.optim import OptimConfig, OptimSection
 from langan.config.training import ORACLE_ONLY_METRICS, SAMPLE_METRIC_NAMES, EvalConfig, TrainConfig
 from langan.fileio import atomic_write_text
 
 __all__ = [
-    "BPE_MIN_VOCAB", "ORACLE_ONLY_METRICS", "SAMPLE_METRIC_NAMES", "Check", "Config", "CtrlGenConfig", "DataConfig",
-    "DiscConfig", "EvalConfig", "GeneratorConfig", "OptimConfig", "OptimSection", "OracleConfig", "RewardConfig",
-    "SamplingConfig", "TrainConfig", "apply_override", "build", "closest", "config_changes", "describe", "flatten",
-    "load_config", "opt", "read_yaml", "save_config", "to_dict", "validate",
+    "BETA_SCHEDULES",
+    "BPE_MIN_VOCAB",
+    "GAN_LOSSES",
+    "ORACLE_ONLY_METRICS",
+    "SAMPLE_METRIC_NAMES",
+    "Check",
+    "Config",
+    "CtrlGenConfig",
+    "DataConfig",
+    "DiscConfig",
+    "EvalConfig",
+    "GeneratorConfig",
+    "GumbelConfig",
+    "OptimConfig",
+    "OptimSection",
+    "OracleConfig",
+    "RewardConfig",
+    "SamplingConfig",
+    "TrainConfig",
+    "apply_override",
+    "build",
+    "closest",
+    "config_changes",
+    "describe",
+    "flatten",
+    "load_config",
+    "opt",
+    "read_yaml",
+    "save_config",
+    "to_dict",
+    "validate",
 ]
 
 
 @dataclass
 class Config:
-    algorithm: str = opt("mle", "training algorithm: maximum likelihood, or a policy-gradient GAN",
-                         ("mle", "reinforce", "ctrlgen"))
+    algorithm: str = opt("mle", "training algorithm: maximum likelihood, a policy-gradient GAN, the Gumbel-softmax "
+                         "GAN (RelGAN) or controlled generation",
+                         ("mle", "reinforce", "gumbel", "ctrlgen"))
     data: DataConfig = opt(DataConfig(), "data source, tokenizer, splits")
     generator: GeneratorConfig = opt(GeneratorConfig(), "the generator network")
     disc: DiscConfig = opt(DiscConfig(), "the discriminator (GAN algorithms)")
     reward: RewardConfig = opt(RewardConfig(), "rewards, returns and the generator loss (reinforce)")
     sampling: SamplingConfig = opt(SamplingConfig(), "sampling during adversarial training")
+    gumbel: GumbelConfig = opt(GumbelConfig(), "the Gumbel-softmax GAN: loss, inverse temperature (gumbel)")
     ctrlgen: CtrlGenConfig = opt(CtrlGenConfig(), "controlled generation: VAE, codes, soft samples (ctrlgen)")
     optim: OptimSection = opt(OptimSection(), "optimisers, one per network")
     train: TrainConfig = opt(TrainConfig(), "training loop")

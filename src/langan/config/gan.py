@@ -1,5 +1,5 @@
-"""`reward.*`, `sampling.*`, `ctrlgen.*`: how the GAN algorithms turn discriminator outputs into generator
-updates (REINFORCE rewards, the sampling policy) and the controlled-generation VAE."""
+"""`reward.*`, `sampling.*`, `gumbel.*`, `ctrlgen.*`: how the GAN algorithms turn discriminator outputs into
+generator updates (REINFORCE rewards, the sampling policy, the Gumbel-softmax GAN) and the controlled-generation VAE."""
 
 from __future__ import annotations
 
@@ -50,6 +50,30 @@ class RewardConfig:
              "reward.rollout_num and reward.rollout_chunk must be >= 1"),
             (self.entropy_mult >= 0 and self.kl_mult >= 0, "reward.entropy_mult and reward.kl_mult must be >= 0"),
         ]
+
+
+# the names algorithms/relaxed_gan.py implements (a test holds the two lists equal)
+GAN_LOSSES = ("standard", "rsgan", "ragan", "hinge", "lsgan", "wgan-gp")
+BETA_SCHEDULES = ("no", "lin", "exp", "log", "sigmoid", "quad", "sqrt")
+
+
+@dataclass
+class GumbelConfig:
+    """The Gumbel-softmax GAN (RelGAN, Nie et al. 2019): after MLE pretraining, G's samples go to D as relaxed
+    one-hots softmax(beta * (logits + g)) with the inverse temperature beta rising from 1 to beta_max; G learns
+    from D's gradient through them. Defaults: RelGAN's synthetic-oracle runs."""
+
+    loss: str = opt("rsgan", "GAN loss on D's sequence logits (RelGAN's default: rsgan); wgan-gp adds a gradient "
+                    "penalty on the relaxed one-hots", GAN_LOSSES)
+    beta_max: float = opt(100.0, "inverse temperature at the end of the adversarial phase (RelGAN: 100; 1000 its "
+                          "other value)")
+    beta_schedule: str = opt("exp", "how beta rises from 1 to beta_max over the adversarial steps (RelGAN's "
+                             "schedules; exp by default; no = beta_max throughout)", BETA_SCHEDULES)
+    gp_weight: float = opt(10.0, "wgan-gp: weight of the gradient penalty (Gulrajani et al. 2017: 10)")
+
+    def check(self, root: Config) -> list[Check]:
+        return [(self.beta_max >= 1, f"gumbel.beta_max must be at least 1 (beta starts at 1), got {self.beta_max}"),
+                (self.gp_weight >= 0, "gumbel.gp_weight must be >= 0")]
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from langan.models.transformer import TransformerLM
-from langan.tokens import from_left_padded, left_pad
+from langan.tokens import from_left_padded, left_align, left_pad
 
 
 class TransformerDiscriminator(nn.Module):
@@ -32,6 +32,12 @@ class TransformerDiscriminator(nn.Module):
         padded, mask = left_pad(tokens)
         logits = self.forward_left_padded(padded, mask)  # [B, T], last column = last real token
         return from_left_padded(logits, mask), logits[:, -1]
+
+    def forward_probs(self, probs: Tensor, lengths: Tensor) -> Tensor:
+        """Relaxed one-hots [B, T, V] (right-aligned, the first lengths[b] real) -> sequence logits [B]; the input
+        embedding is probs @ E, so a one-hot row reads exactly as its token (Gumbel-softmax GANs)."""
+        x, mask = left_align(probs @ self.body.embed.weight, lengths)  # [B, T, H]
+        return self.body.forward_embeds(x, attention_mask=mask)[0][:, -1, 0].float()
 
 
 def build_discriminator(cfg: object, vocab_size: int, max_length: int) -> TransformerDiscriminator:

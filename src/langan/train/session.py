@@ -20,7 +20,7 @@ import torch
 
 from langan.algorithms import ALGORITHMS, build_algorithm
 from langan.algorithms.base import Algorithm
-from langan.config import Config, config_changes, save_config, to_dict, validate
+from langan.config import Config, config_changes, flatten, save_config, to_dict, validate
 from langan.data.dataset import DataBundle, load_data
 from langan.errors import LanganError
 from langan.models import count_parameters
@@ -150,7 +150,10 @@ def _check_same_setup(run: RunDir, cfg: Config, trainer_state: dict[str, Any], i
         problems.append(f"langan version: {saved_version} -> {__version__}")
     saved = trainer_state.get("config")
     if saved is not None:
-        problems += [f"{key}: {old!r} -> {new!r}" for key, old, new in config_changes(saved, to_dict(cfg), ignore)]
+        # a key the checkpoint lacks was added to langan after it was written; at its default it changes nothing
+        defaults = flatten(to_dict(Config()))
+        problems += [f"{key}: {old!r} -> {new!r}" for key, old, new in config_changes(saved, to_dict(cfg), ignore)
+                     if not (key not in saved and new == defaults.get(key))]
     if problems:
         shown = "; ".join(problems[:6]) + (f"; and {len(problems) - 6} more" if len(problems) > 6 else "")
         raise LanganError(f"run '{run.path}' differs from its checkpoint ({shown}); resuming would not continue the "

@@ -1,0 +1,106 @@
+"""The Gumbel-softmax GAN (algorithm=gumbel): relaxed samples of the very draw, D's gradient reaching G through
+them, beta mid-anneal restored on resume, every loss training, names of losses and schedules in step with config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import REPO, tiny_overrides
+from langan.algorithms import relaxed_gan
+from langan.cli import main
+from langan.config import BETA_SCHEDULES, GAN_LOSSES, load_config
+from langan.generation import gumbel_sample, relaxed_probs
+from langan.models.discriminator import TransformerDiscriminator
+from langan.models.transformer import TransformerLM
+from langan.runs.checkpoint import load_checkpoint, step_checkpoints
+from langan.runs.rundir import RunDir
+from langan.tokens import EOS, PAD
+from langan.train.session import new_session
+
+PRESET = str(REPO / "configs" / "names-reinforce.yaml")  # a transformer G and D; the algorithm is overridden
+
+
+def gumbel_overrides(source: Path, **extra: object) -> list[str]:
+    base = {"algorithm": "gumbel", "reward.kl_mult": 0, "disc.hidden_size": 16, "disc.intermediate_size": 32,
+            "disc.num_layers": 1, "disc.num_heads": 2, "disc.grad_accumulation": 1, "train.pretrain_steps": 2,
+            "train.steps": 6, "train.disc_steps_per_gen_step": 2, "generator.tie_word_embeddings": False}
+    return tiny_overrides(source, **(base | extra))
+
+
+def test_config_names_equal_the_implemented_ones() -> None:
+    assert set(GAN_LOSSES) == set(relaxed_gan.LOSSES) and BETA_SCHEDULES == relaxed_gan.BETA_SCHEDULES
+
+
+def test_relaxed_sample_is_the_drawn_tokens_and_sharpens_with_beta() -> None:
+    torch.manual_seed(0)
+    gen = TransformerLM(vocab_size=9, max_length=8, hidden_size=16, intermediate_size=32, num_layers=1, num_heads=2)
+    drawn = gumbel_sample(gen, 32, 8)
+    ends = drawn.tokens == EOS
+    after_end = (ends.cumsum(1) - ends.int()) > 0
+    assert not (after_end & (drawn.tokens != PAD)).any()  # nothing but PAD after EOS
+    soft = relaxed_probs(gen.eval(), drawn, beta=1000.0)
+    real = torch.arange(drawn.tokens.shape[1])[None] < drawn.lengths[:, None]
+    assert torch.equal(soft.argmax(-1)[real], drawn.tokens[real])  # the relaxation of this very draw
+    assert soft.amax(-1)[real].min() > 0.99  # near one-hot at a high beta
+    assert relaxed_probs(gen, drawn, beta=1.0).amax(-1)[real].mean() < 0.9
+
+
+def test_discriminator_gradient_reaches_the_generator_through_relaxed_samples() -> None:
+    torch.manual_seed(0)
+    gen = TransformerLM(vocab_size=9, max_length=8, hidden_size=16, intermediate_size=32, num_layers=1, num_heads=2)
+    disc = TransformerDiscriminator(9, 8, hidden_size=16, intermediate_size=32, num_layers=1, num_heads=2)
+    drawn = gumbel_sample(gen, 16, 8)
+    for name, loss in relaxed_gan.LOSSES.items():
+        gen.zero_grad()
+        d_fake = disc.forward_probs(relaxed_probs(gen, drawn, beta=2.0), drawn.lengths)
+        loss(torch.zeros(16), d_fake)[1].backward()
+        grads = [p.grad for p in gen.parameters() if p.grad is not None]
+        assert grads and sum(float(g.abs().sum()) for g in grads) > 0, name
+
+
+def test_a_one_hot_row_reads_as_its_token() -> None:
+    torch.manual_seed(0)
+    disc = TransformerDiscriminator(9, 8, hidden_size=16, intermediate_size=32, num_layers=1, num_heads=2).eval()
+    tokens = torch.tensor([[4, 5, 6, EOS, PAD, PAD], [7, EOS, PAD, PAD, PAD, PAD]])
+    lengths = (tokens != PAD).sum(1)
+    one_hot = torch.nn.functional.one_hot(tokens, 9).float()
+    torch.testing.assert_close(disc.forward_probs(one_hot, lengths), disc(tokens)[1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", GAN_LOSSES)
+def test_every_loss_trains_and_logs_beta(names_file: Path, tmp_path: Path, loss: str) -> None:
+    cfg = load_config(PRESET, gumbel_overrides(names_file, **{"gumbel.loss": loss, "gumbel.beta_max": 100}))
+    s = new_session(cfg, tmp_path / "run", quiet=True)
+    assert s.train() == "finished"
+    rows = [r for r in s.run.read_metrics() if "gen/beta" in r]
+    betas = [r["gen/beta"] for r in rows]
+    assert betas == sorted(betas) and betas[-1] == pytest.approx(100.0)
+    assert all(torch.isfinite(torch.tensor([r["gen/loss"], r["disc/loss"]])).all() for r in rows)
+
+
+def test_resume_in_the_middle_of_the_anneal_is_bit_exact(names_file: Path, tmp_path: Path) -> None:
+    args = [PRESET, *gumbel_overrides(names_file, **{"train.steps": 8, "eval.every": 5, "generator.dropout": 0.1}),
+            "--runs-dir", str(tmp_path), "--quiet"]
+    assert main(["train", *args, "--name", "straight"]) == 0
+    assert main(["train", *args, "--name", "split", "--stop-after", "6"]) == 0  # 4 adversarial steps of 8
+    state, _ = load_checkpoint(step_checkpoints(RunDir(tmp_path / "split"))[-1], {})
+    assert 1.0 < state["algorithm"]["beta"] < 100.0  # stopped mid-anneal
+    assert main(["train", "--resume", str(tmp_path / "split"), "--quiet"]) == 0
+    for net in ("generator", "discriminator", "pretrained"):
+        a, b = (load_file(str(step_checkpoints(RunDir(tmp_path / n))[-1] / f"{net}.safetensors"))
+                for n in ("straight", "split"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), net
+
+
+def test_eval_of_a_gumbel_run_has_disc_acc_and_the_pretrained_column(names_file: Path, tmp_path: Path,
+                                                                     capsys) -> None:
+    args = [PRESET, *gumbel_overrides(names_file), "--runs-dir", str(tmp_path), "--quiet", "--name", "g"]
+    assert main(["train", *args]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "g"), "--n", "40"]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split() == ["adversarial", "pretrained"] and "disc_acc" in table
