@@ -104,3 +104,43 @@ def test_eval_of_a_gumbel_run_has_disc_acc_and_the_pretrained_column(names_file:
     assert main(["eval", str(tmp_path / "g"), "--n", "40"]) == 0
     table = capsys.readouterr().out
     assert table.splitlines()[0].split() == ["adversarial", "pretrained"] and "disc_acc" in table
+
+
+def test_cnn_discriminator_reads_one_hots_as_tokens_and_ignores_padding_width() -> None:
+    from langan.models.cnn_discriminator import CNNDiscriminator
+
+    torch.manual_seed(0)
+    for reps, shape in ((4, (2, 4)), (1, (2,))):
+        disc = CNNDiscriminator(9, 8, embedding_size=8, filter_sizes=(2, 3), num_filters=(5, 6),
+                                num_representations=reps).eval()
+        tokens = torch.tensor([[4, 5, 6, EOS, PAD], [7, EOS, PAD, PAD, PAD]])
+        logits = disc(tokens)[1]
+        assert logits.shape == shape
+        torch.testing.assert_close(disc(tokens[:, :4])[1], logits)  # fewer PAD columns: the same verdict
+        one_hot = torch.nn.functional.one_hot(tokens, 9).float()
+        one_hot[0, 4] = torch.full((9,), 1 / 9)  # whatever follows the end is read as PAD
+        torch.testing.assert_close(disc.forward_probs(one_hot, (tokens != PAD).sum(1)), logits, rtol=1e-5, atol=1e-5)
+
+
+def test_relgan_cnn_gumbel_and_seqgan_cnn_reinforce_runs_train(names_file: Path, tmp_path: Path) -> None:
+    cnn = {"disc.arch": "cnn", "disc.output": "sequence", "disc.embedding_size": 8, "disc.filter_sizes": "[2,3]",
+           "disc.num_filters": "[4,4]", "disc.head_size": 8}
+    cfg = load_config(PRESET, gumbel_overrides(names_file, **cnn, **{"disc.num_representations": 4}))
+    assert new_session(cfg, tmp_path / "relgan", quiet=True).train() == "finished"
+    reinforce = tiny_overrides(names_file, **(cnn | {"disc.head_size": 0, "reward.mode": "rollout",
+                                                     "reward.rollout_num": 2, "train.pretrain_steps": 2,
+                                                     "disc.grad_accumulation": 1}))
+    s = new_session(load_config(PRESET, reinforce), tmp_path / "seqgan", quiet=True)
+    assert s.train() == "finished"
+    assert any("reward/mean" in r for r in s.run.read_metrics())
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"disc.arch": "cnn"}, r"disc\.arch=cnn gives sequence logits only"),
+    ({"disc.arch": "cnn", "disc.output": "sequence", "disc.num_filters": "[3]"}, "same length"),
+    ({"algorithm": "reinforce", "disc.num_representations": 4}, "for algorithm=gumbel")])
+def test_cnn_settings_that_cannot_work_are_one_line(names_file: Path, override: dict, message: str) -> None:
+    from langan.errors import LanganError
+
+    with pytest.raises(LanganError, match=message):
+        load_config(PRESET, gumbel_overrides(names_file, **override))

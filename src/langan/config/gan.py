@@ -40,7 +40,7 @@ class RewardConfig:
 
     def check(self, root: Config) -> list[Check]:
         return [
-            (self.mode != "per_step" or root.disc.output == "per_step",
+            (root.algorithm != "reinforce" or self.mode != "per_step" or root.disc.output == "per_step",
              "reward.mode=per_step needs disc.output=per_step (a sequence discriminator judges only whole "
              "sequences)"),
             (0 <= self.gamma <= 1, "reward.gamma must be in [0, 1]"),

@@ -53,8 +53,10 @@ class GeneratorConfig:
 
 @dataclass
 class DiscConfig:
-    """The discriminator of the GAN algorithms (defaults: the last recorded names experiment)."""
+    """The discriminator of the GAN algorithms (defaults: the last recorded names experiment; the CNN's: RelGAN)."""
 
+    arch: str = opt("transformer", "transformer: causal, reads left-padded text, per-prefix or sequence logits; cnn: "
+                    "SeqGAN's / RelGAN's convolutional discriminator, sequence logits only", ("transformer", "cnn"))
     hidden_size: int = opt(64, "width of the discriminator transformer (recorded: 64)")
     intermediate_size: int = opt(256, "its MLP width (recorded: 256)")
     num_layers: int = opt(3, "its transformer blocks (recorded: 3)")
@@ -72,9 +74,40 @@ class DiscConfig:
     frozen: bool = opt(False, "never train the discriminator (e.g. train G against a random D to check that "
                        "G can exploit it)")
     pretrain_steps: int = opt(0, "discriminator-only steps between MLE pretraining and the adversarial phase")
+    embedding_size: int = opt(64, "cnn: token embedding width (SeqGAN: 64; RelGAN: 64)")
+    filter_sizes: list[int] = opt([2, 3, 4, 5], "cnn: convolution widths in tokens (RelGAN: 2, 3, 4, 5; SeqGAN: 1-10, "
+                                  "15, 20)")
+    num_filters: list[int] = opt([300, 300, 300, 300], "cnn: filters of each width (RelGAN: 300 each; SeqGAN: 100, "
+                                 "200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)")
+    num_representations: int = opt(1, "cnn: the embedding is split into this many slices, each scored on its own "
+                                   "(RelGAN: 64; SeqGAN: 1)")
+    head_size: int = opt(100, "cnn: hidden width of the scoring head after the highway layer (RelGAN: 100; 0 = a "
+                         "linear score, SeqGAN)")
 
     def check(self, root: Config) -> list[Check]:
         sizes = min(self.hidden_size, self.intermediate_size, self.num_layers, self.num_heads, self.grad_accumulation)
+        return [*self._cnn_checks(root), *self._transformer_checks(sizes)]
+
+    def _cnn_checks(self, root: Config) -> list[Check]:
+        cnn = self.arch == "cnn"
+        return [
+            (not cnn or self.output == "sequence",
+             "disc.arch=cnn gives sequence logits only: set disc.output=sequence (and reward.mode final, broadcast "
+             "or rollout)"),
+            (not cnn or (len(self.filter_sizes) == len(self.num_filters) >= 1 and min(self.filter_sizes) >= 1
+                         and min(self.num_filters) >= 1),
+             "disc.filter_sizes and disc.num_filters must be lists of the same length with values >= 1"),
+            (not cnn or (min(self.embedding_size, self.num_representations, self.head_size + 1) >= 1
+                         and self.embedding_size % self.num_representations == 0),
+             f"disc.embedding_size ({self.embedding_size}) must be divisible by disc.num_representations "
+             f"({self.num_representations}), both at least 1; disc.head_size >= 0"),
+            (self.num_representations == 1 or root.algorithm == "gumbel",
+             "disc.num_representations > 1 (RelGAN's several verdicts per sequence) is for algorithm=gumbel; set 1"),
+            (not cnn or root.algorithm != "ctrlgen",
+             "algorithm=ctrlgen's attribute classifier is a transformer: set disc.arch=transformer"),
+        ]
+
+    def _transformer_checks(self, sizes: int) -> list[Check]:
         return [
             (sizes >= 1,
              "disc.hidden_size, intermediate_size, num_layers, num_heads and grad_accumulation must be at least 1"),

@@ -7,8 +7,11 @@ padding changes nothing. `per_step` logits are returned in the right-padded layo
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
+from langan.models.cnn_discriminator import CNNDiscriminator
 from langan.models.transformer import TransformerLM
 from langan.tokens import from_left_padded, left_align, left_pad
 
@@ -40,8 +43,12 @@ class TransformerDiscriminator(nn.Module):
         return self.body.forward_embeds(x, attention_mask=mask)[0][:, -1, 0].float()
 
 
-def build_discriminator(cfg: object, vocab_size: int, max_length: int) -> TransformerDiscriminator:
-    """A discriminator from a `disc.*` config section (any object with those attributes)."""
+def build_discriminator(cfg: Any, vocab_size: int, max_length: int) -> nn.Module:
+    """A discriminator from a `disc.*` config section (any object with those attributes): the transformer, or
+    SeqGAN's / RelGAN's CNN (`disc.arch=cnn`)."""
+    if cfg.arch == "cnn":
+        return CNNDiscriminator(vocab_size, max_length, cfg.embedding_size, tuple(cfg.filter_sizes),
+                                tuple(cfg.num_filters), cfg.num_representations, cfg.dropout, cfg.head_size)
     names = ("hidden_size", "intermediate_size", "num_layers", "num_heads", "rope_theta", "activation",
              "dropout", "attention_dropout")
     return TransformerDiscriminator(vocab_size, max_length, **{n: getattr(cfg, n) for n in names})
