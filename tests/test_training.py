@@ -176,3 +176,14 @@ def test_weight_average_only_where_implemented() -> None:
         load_config(PRESET, ["algorithm=reinforce", "optim.gen.ema_decay=0.99"])
     with pytest.raises(Exception, match="ema_decay"):
         load_config(PRESET, ["optim.gen.ema_decay=1.0"])
+
+
+def test_time_budget_stops_with_an_evaluation_and_a_checkpoint(tiny_cfg, tmp_path: Path) -> None:
+    tiny_cfg.train.steps, tiny_cfg.eval.every, tiny_cfg.train.time_budget = 50, 100, 1e-9  # out of time at step 1
+    s = new_session(tiny_cfg, tmp_path / "r", quiet=True)
+    assert s.train() == "finished" and s.trainer.step == 1 and s.trainer.out_of_time
+    assert [r["step"] for r in s.run.read_metrics() if "eval/nll" in r] == [1]
+    assert [p.name for p in step_checkpoints(s.run)] == ["step-1"]
+    tiny_cfg.train.time_budget = 0.0  # no budget: every step
+    s = new_session(tiny_cfg, tmp_path / "r2", quiet=True)
+    assert s.train() == "finished" and s.trainer.step == 50

@@ -38,6 +38,8 @@ class TrainConfig:
     keep_checkpoints: int = opt(2, "how many recent step-N checkpoints to keep (the best one is kept apart)")
     log_every: int = opt(10, "write training metrics every N steps")
     early_stop: int = opt(0, "stop after this many evaluations without a better valid NLL (0 = never)")
+    time_budget: float = opt(0.0, "stop (evaluating and checkpointing as at the last step) once this many seconds "
+                             "of training have passed, resumes included; evaluation time not counted (0 = none)")
     max_skipped_steps: int = opt(10, "a step with a non-finite loss or gradient is skipped and counted; stop after "
                                  "this many in a row for one network")
 
@@ -47,6 +49,7 @@ class TrainConfig:
             (self.early_stop >= 0 and self.keep_checkpoints >= 0,
              "eval.num_samples, eval.metric_samples, train.early_stop and train.keep_checkpoints must be >= 0"),
             (self.max_skipped_steps >= 1, "train.max_skipped_steps must be at least 1"),
+            (self.time_budget >= 0, "train.time_budget must be >= 0 seconds (0 = none)"),
             (self.batch_size >= 1, "train.batch_size must be at least 1"),
             (self.length_grouping >= 0, "train.length_grouping must be >= 0 (0 = off)"),
             (self.steps >= 1 or self.epochs > 0, "train.steps must be at least 1 (or set train.epochs)"),

@@ -41,6 +41,7 @@ class Trainer:
         self.last_eval: dict[str, float] = {}
         self.evals_since_best = 0
         self.early_stopped = False
+        self.out_of_time = False  # stopped by train.time_budget
         self._stop_signal: int | None = None
 
     # ------------------------------------------------------------------ state
@@ -137,7 +138,8 @@ class Trainer:
                     self.tokens_seen += n_tokens
                     tokens_log += n_tokens
                     self.elapsed += time.perf_counter() - t0
-                    last = self.step == self.total_steps
+                    out_of_time = 0 < tcfg.time_budget <= self.elapsed
+                    last = self.step == self.total_steps or out_of_time
                     stop = self._stop_signal is not None or self.step == stop_after
                     if self.step % tcfg.log_every == 0 or last:
                         now = time.perf_counter()
@@ -160,6 +162,11 @@ class Trainer:
                         self.save()
                         self.run.update_meta(steps_done=self.step, best_valid_nll=self.best_valid_nll,
                                              last_eval=self.last_eval)
+                    if out_of_time and self.step < self.total_steps:
+                        progress.write(f"time budget reached at step {self.step}: {self.elapsed:.0f} s of training "
+                                       f"(train.time_budget={tcfg.time_budget:g})")
+                        self.out_of_time = True
+                        break
                     if stop:
                         break
         finally:
@@ -169,4 +176,5 @@ class Trainer:
             name = signal.Signals(self._stop_signal).name
             print(f"stopped by {name} at step {self.step}; checkpoint written. "  # shown even with --quiet
                   f"Resume with: langan train --resume {self.run.path}", file=sys.stderr)
-        return "finished" if self.step >= self.total_steps or self.early_stopped else "stopped"
+        done = self.step >= self.total_steps or self.early_stopped or self.out_of_time
+        return "finished" if done else "stopped"
