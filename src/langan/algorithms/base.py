@@ -40,9 +40,12 @@ class Algorithm:
         self.skipped_steps = 0  # optimiser steps skipped for non-finite gradients, all networks
         self.consecutive_skips: dict[str, int] = {}  # per network, reset by a good step
 
+    gen: nn.Module  # the generator an algorithm trains (built by each algorithm)
+
     @property
     def generator(self) -> nn.Module:
-        raise NotImplementedError
+        """The network evaluated and sampled (MLE: its weight average when it keeps one)."""
+        return self.gen
 
     def networks(self) -> dict[str, nn.Module]:
         raise NotImplementedError

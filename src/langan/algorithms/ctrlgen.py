@@ -98,10 +98,6 @@ class CtrlGen(Algorithm):
     def phase_steps(cfg: Config) -> int:
         return cfg.train.pretrain_steps
 
-    @property
-    def generator(self) -> nn.Module:
-        return self.gen
-
     def networks(self) -> dict[str, nn.Module]:
         return {"generator": self.gen, "encoder": self.encoder, "classifier": self.classifier}
 

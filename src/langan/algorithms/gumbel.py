@@ -59,10 +59,6 @@ class Gumbel(Algorithm):
     def phase_steps(cfg: Config) -> int:
         return cfg.train.pretrain_steps
 
-    @property
-    def generator(self) -> nn.Module:
-        return self.gen
-
     def networks(self) -> dict[str, nn.Module]:
         return {"generator": self.gen, "discriminator": self.disc, "pretrained": self.reference}
 

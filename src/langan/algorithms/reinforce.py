@@ -59,10 +59,6 @@ class Reinforce(Algorithm):
     def phase_steps(cfg: Config) -> int:
         return cfg.train.pretrain_steps + cfg.disc.pretrain_steps
 
-    @property
-    def generator(self) -> nn.Module:
-        return self.gen
-
     def networks(self) -> dict[str, nn.Module]:
         nets = {"generator": self.gen, "discriminator": self.disc, "pretrained": self.reference}
         return nets | ({"rollout": self.rollout} if self.rollout is not None else {})
