@@ -111,8 +111,9 @@ class Gumbel(Algorithm):
         with self.autocast():
             probs = self.relaxed(drawn, beta)
             d_fake = self.disc.forward_probs(probs, drawn.lengths)
-            d_real = self.disc(real)[1]
-        loss = self.loss(d_real.detach(), d_fake)[1]
+            with torch.no_grad():  # the real side only sets the relativistic reference: no graph for it
+                d_real = self.disc(real)[1]
+        loss = self.loss(d_real, d_fake)[1]
         loss.backward()
         self.disc.zero_grad(set_to_none=True)
         grad_norm = self.optimizer_step(self.opt, self.gen, "generator", ocfg.max_grad_norm)
