@@ -1,7 +1,9 @@
+import pytest
 import torch
 from torch import nn
 
-from langan.generation import filter_logits, sample
+from langan.generation import draw, filter_logits, sample
+from langan.models.lstm import LSTMLM
 from langan.models.transformer import TransformerLM
 from langan.tokens import BOS, EOS, PAD, UNK
 
@@ -93,3 +95,34 @@ def test_samples_print_as_one_line_each() -> None:
 
     assert one_line("ab\ncd\r\x00e\tf") == "ab\\ncd\\r\\x00e\tf"
     assert one_line("plain name") == "plain name"
+
+
+def test_draw_follows_the_weights_and_never_draws_a_zero_weight_token() -> None:
+    weights = torch.tensor([0.0, 1.0, 0.0, 3.0, 0.0, 0.0]).expand(200_000, -1)  # unnormalised, zeros at both ends
+    picks = draw(weights, torch.Generator().manual_seed(0))
+    counts = torch.bincount(picks, minlength=6).double() / len(picks)
+    assert counts[[0, 2, 4, 5]].sum() == 0
+    assert abs(float(counts[3]) - 0.75) < 0.005  # 5 standard errors of 200k draws
+    one_hot = torch.eye(6)[[5, 0, 2]]  # all the mass on one token, including the first and the last
+    assert draw(one_hot).tolist() == [5, 0, 2]
+
+
+def test_draw_is_reproducible_from_its_generator() -> None:
+    probs = torch.rand(64, 50)
+    a, b = (draw(probs, torch.Generator().manual_seed(3)) for _ in range(2))
+    assert torch.equal(a, b) and not torch.equal(a, draw(probs, torch.Generator().manual_seed(4)))
+
+
+@pytest.mark.parametrize("arch", ["transformer", "lstm"])
+def test_prefix_repeats_read_once_equal_decoding_every_row(arch: str) -> None:
+    # the prefix read once per row and its cache copied to the repeats samples the same as a full recompute
+    torch.manual_seed(0)
+    model = (TransformerLM(vocab_size=11, max_length=9, hidden_size=16, intermediate_size=16, num_layers=2,
+                           num_heads=2) if arch == "transformer" else LSTMLM(11, 9, hidden_size=16))
+    prefix = torch.randint(4, 11, (5, 3))
+    outs = [sample(model, 15, 9, prefix=prefix, repeats=3, use_cache=cached,
+                   generator=torch.Generator().manual_seed(1)) for cached in (True, False)]
+    assert torch.equal(outs[0].tokens, outs[1].tokens)
+    torch.testing.assert_close(outs[0].logprobs, outs[1].logprobs)
+    assert torch.equal(outs[0].tokens[:, :3], prefix.repeat_interleave(3, 0))
+    assert len({tuple(r) for r in outs[0].tokens.tolist()}) > 5  # the repeats are different completions

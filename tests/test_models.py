@@ -4,6 +4,7 @@ import torch
 from conftest import REPO
 from langan.config import load_config
 from langan.models import build_generator, count_parameters
+from langan.models.cnn_discriminator import CNNDiscriminator
 from langan.models.lstm import LSTMLM
 from langan.models.transformer import TransformerLM
 from langan.tokens import PAD, left_pad
@@ -107,3 +108,15 @@ def test_embedding_size_refused_where_it_cannot_apply(override: str) -> None:
     with pytest.raises(LanganError, match="embedding_size"):
         load_config(None, ["generator.arch=lstm", "generator.hidden_size=32", "generator.embedding_size=8",
                            "generator.num_heads=2", override])
+
+
+@pytest.mark.parametrize("shape", [((1, 2, 5, 20), (3, 4, 2, 5), 1), ((2, 3), (6, 4), 4)])
+def test_cnn_discriminator_windows_equal_conv2d(shape: tuple) -> None:
+    # the unfold-and-matmul convolution is the Conv2d it keeps the weights of (SeqGAN shape R = 1; RelGAN R > 1)
+    filter_sizes, num_filters, reps = shape
+    torch.manual_seed(0)
+    disc = CNNDiscriminator(30, 20, 8, filter_sizes, num_filters, reps, 0.0, 0)
+    x = torch.randn(5, 20, 8)
+    for conv in disc.convs:
+        expected = conv(x[:, None]).permute(0, 2, 3, 1)  # [B, T', R, n]
+        torch.testing.assert_close(disc.convolve(x, conv), expected, rtol=1e-5, atol=1e-5)

@@ -173,19 +173,46 @@ def test_every_reward_mode_trains(names_file: Path, tmp_path: Path, mode: str) -
 
 def test_rollout_keeps_prefixes_fixed(names_file: Path, tmp_path: Path) -> None:
     alg = gan_session(names_file, tmp_path, **{"reward.mode": "rollout", "disc.output": "sequence"}).algorithm
-    prefix = torch.tensor([[5, 6, 7, 8, 9, 10], [11, 12, EOS, PAD, PAD, PAD]]).repeat(4, 1)
-    lengths = torch.tensor([1, 2, 3, 4, 5, 2, 3, 3])
-    out = sample(alg.gen, 8, 16, prefix=prefix, prefix_lengths=lengths)
-    for i, n in enumerate(lengths.tolist()):
-        assert torch.equal(out.tokens[i, :n], prefix[i, :n])
-        assert float(out.logprobs[i, :n].abs().sum()) == 0  # forced tokens are not actions
-    assert (out.tokens[7, 3:] == PAD).all() and out.ended[7]  # a prefix that holds EOS stays ended
+    prefix = torch.tensor([[5, 6, 7], [11, EOS, PAD]])
+    out = sample(alg.gen, 8, 16, prefix=prefix, repeats=4)
+    for i in range(8):  # rows 0-3 continue prefix 0, rows 4-7 prefix 1
+        assert torch.equal(out.tokens[i, :3], prefix[i // 4])
+        assert float(out.logprobs[i, :3].abs().sum()) == 0  # forced tokens are not actions
+    assert (out.tokens[:4, 3] != PAD).all() and (out.logprobs[:4, 3] < 0).all()  # sampled from P on
+    assert (out.tokens[4:, 2:] == PAD).all() and out.ended[4:].all()  # a prefix that holds EOS stays ended
+    with pytest.raises(ValueError, match="does not fit"):
+        sample(alg.gen, 7, 16, prefix=prefix, repeats=4)
     tokens = torch.tensor([[5, 6, 7, EOS], [5, EOS, PAD, PAD]])
     mask = pg.valid_mask(torch.tensor([4, 2]), 4)
     q = alg.rollout_rewards(tokens, mask)
     final = pg.transform_logits(alg.disc(tokens)[1], alg.cfg.reward.transform)
     torch.testing.assert_close(q[[0, 1], [3, 1]], final)
     assert float(q[~mask].abs().sum()) == 0
+
+
+class FirstTokenJudge(torch.nn.Module):
+    """A discriminator whose sequence logit is the row's first token id: a rollout's score names its sample."""
+
+    def forward(self, tokens: torch.Tensor) -> tuple[None, torch.Tensor]:
+        return None, tokens[:, 0].float()
+
+
+@pytest.mark.parametrize("chunk", [4096, 8])
+def test_rollout_rewards_stay_on_their_own_sequence(names_file: Path, tmp_path: Path, chunk: int) -> None:
+    extra = {"reward.mode": "rollout", "disc.output": "sequence", "reward.transform": "logit",
+             "reward.rollout_num": 4, "reward.rollout_chunk": chunk}
+    alg = gan_session(names_file, tmp_path, **extra).algorithm
+    alg.disc = FirstTokenJudge()
+    n = min(24, alg.data.tokenizer.vocab_size - 5)
+    assert n >= 8
+    tokens = alg.draw(n).tokens
+    tokens[:, 0] = torch.arange(5, 5 + n)  # every sample starts with its own (non-special) token
+    lengths = torch.where(tokens == EOS, 1, 0).argmax(1) + 1
+    lengths = torch.where((tokens == EOS).any(1), lengths, tokens.shape[1])
+    mask = pg.valid_mask(lengths, tokens.shape[1])
+    q = alg.rollout_rewards(tokens, mask)
+    # every completion of a prefix of sample b keeps b's first token: each Q of b is exactly that token's id
+    torch.testing.assert_close(q, tokens[:, :1].float().expand_as(q) * mask)
 
 
 # ----------------------------------------------------------------------------- exploitation and resume
@@ -285,3 +312,23 @@ def test_masked_std_and_unique_fraction_match_their_direct_definitions() -> None
     torch.testing.assert_close(pg.masked_std(values, mask), values[mask].std(correction=0))
     rows = torch.tensor([[5, 6, EOS], [5, 6, EOS], [7, EOS, PAD], [5, 7, EOS]])
     assert float(pg.unique_fraction(rows)) == torch.unique(rows, dim=0).shape[0] / len(rows) == 0.75
+
+
+def test_seqgan_discriminator_schedule_trains_on_fresh_negatives(names_file: Path, tmp_path: Path) -> None:
+    extra = {"reward.mode": "rollout", "disc.output": "sequence", "reward.rollout_num": 2, "train.batch_size": 16,
+             "disc.negatives": 40, "disc.epochs": 2, "train.disc_steps_per_gen_step": 3}
+    s = gan_session(names_file, tmp_path, **extra)
+    alg, calls, drawn = s.algorithm, [], []
+    update, draw = alg.disc_update, alg.draw
+    alg.disc_update = lambda real, fake: calls.append((len(real), len(fake), fake)) or update(real, fake)
+    alg.draw = lambda n, model=None, **kw: drawn.append((n, model)) or draw(n, model, **kw)
+    alg.step_count = s.cfg.train.pretrain_steps + s.cfg.disc.pretrain_steps
+    before = {n: p.detach().clone() for n, p in alg.disc.named_parameters()}
+    alg.step(next(s.trainer.batches))
+    # 3 rounds x 2 epochs x (40 rows / 8 per half-batch) batches, each 8 real against 8 generated rows
+    assert [(r, f) for r, f, _ in calls] == [(8, 8)] * 30
+    negatives = [n for n, model in drawn if model is None and n == 40]
+    assert len(negatives) == 3  # a fresh set of negatives each round, drawn by G itself
+    first_round = torch.cat([f for _, _, f in calls[:5]])
+    assert len({tuple(r) for r in first_round.tolist()}) > 20  # the round's 40 rows, not one batch repeated
+    assert any(not torch.equal(p, before[n]) for n, p in alg.disc.named_parameters())

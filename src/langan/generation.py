@@ -55,17 +55,31 @@ def filter_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_
     return logits
 
 
+def draw(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """One draw per row of [B, V] non-negative weights (rows need not sum to 1) -> [B] token ids.
+
+    Inverse CDF: cumsum + searchsorted. On a 2-core CPU this is about 17x faster than `torch.multinomial`
+    (31 vs 518 ms for 4096 x 5000), which was most of the time of SeqGAN rollouts. A token of weight 0 is
+    never drawn: u < total, and searchsorted(right=True) returns the first i with cdf[i] > u.
+    """
+    cdf = probs.float().cumsum(-1)  # [B, V], non-decreasing
+    total = cdf[:, -1:]
+    u = torch.rand(total.shape, device=cdf.device, generator=generator) * total
+    u = torch.minimum(u, total.nextafter(torch.zeros_like(total)))  # u * total may round up to total
+    return torch.searchsorted(cdf, u, right=True).squeeze(1)
+
+
 @torch.no_grad()
 def sample(model: nn.Module, batch_size: int, max_length: int, temperature: float = 1.0, top_k: int = 0,
            top_p: float = 1.0, cond: Tensor | None = None, forbid: Sequence[int] = (UNK,),
            allow_eos: bool = True, generator: torch.Generator | None = None,
-           use_cache: bool = True, prefix: Tensor | None = None, prefix_lengths: Tensor | None = None
-           ) -> SampleOutput:
+           use_cache: bool = True, prefix: Tensor | None = None, repeats: int = 1) -> SampleOutput:
     """Draw `batch_size` sequences of at most `max_length` tokens. temperature=0 means greedy.
 
-    With `prefix` [B, P] (tokens after BOS) and `prefix_lengths` [B], row b keeps its first
-    prefix_lengths[b] tokens and samples only the rest (SeqGAN rollouts: every row decodes in step, so
-    prefixes of different lengths share one batch). Forced tokens get logprob 0.
+    With `prefix` [N, P] (tokens after BOS, P < max_length; batch_size must be N * repeats), rows
+    n * repeats ... (n + 1) * repeats - 1 all begin with prefix n and are sampled from position P on (SeqGAN
+    rollouts). The prefix is read once per prefix row, in one pass, and its state copied to the repeats, so
+    no position is sampled only to be overwritten. Forced tokens get logprob 0.
     """
     was_training = model.training
     model.eval()
@@ -74,25 +88,22 @@ def sample(model: nn.Module, batch_size: int, max_length: int, temperature: floa
     tokens = torch.full((batch_size, max_length + 1), PAD, dtype=torch.long, device=device)
     tokens[:, 0] = BOS
     logprobs = torch.zeros(batch_size, max_length, device=device)
-    ended = torch.zeros(batch_size, dtype=torch.bool, device=device)
-    cache = model.new_cache(batch_size, max_length + 1) if use_cache else None
-    for t in range(max_length):
+    start, cache = 0, None
+    repeats = repeats if prefix is not None else 1
+    if prefix is not None:
+        start = _check_prefix(prefix, batch_size, repeats, max_length)
+        tokens[:, 1:start + 1] = prefix.to(device).repeat_interleave(repeats, 0)
+    if use_cache:
+        cache = _prefilled_cache(model, tokens[::repeats, :start], cond, repeats, max_length)
+    ended = (tokens[:, 1:start + 1] == EOS).any(1)
+    for t in range(start, max_length):
         inputs = tokens[:, t:t + 1] if use_cache else tokens[:, : t + 1]
         logits = model(inputs, cache=cache, cond=cond)[0][:, -1]  # [B, V]
         logits = filter_logits(logits, temperature, top_k, top_p, forbidden)
         logp = logits.log_softmax(-1)
-        if temperature == 0:
-            token = logp.argmax(-1)
-        else:
-            token = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
+        token = logp.argmax(-1) if temperature == 0 else draw(logp.exp(), generator)
         token = token.masked_fill(ended, PAD)
-        forced = None
-        if prefix is not None and t < prefix.shape[1]:
-            forced = (prefix_lengths > t) & ~ended
-            token = torch.where(forced, prefix[:, t], token)
         logprobs[:, t] = logp.gather(1, token[:, None]).squeeze(1).masked_fill(ended, 0.0)
-        if forced is not None:
-            logprobs[:, t].masked_fill_(forced, 0.0)
         tokens[:, t + 1] = token
         ended |= token == EOS
         if t % 4 == 3 and bool(ended.all()):  # an early exit checked every few steps (one sync each)
@@ -101,6 +112,24 @@ def sample(model: nn.Module, batch_size: int, max_length: int, temperature: floa
     out = tokens[:, 1:]
     lengths = torch.where(ended, (out == EOS).int().argmax(1) + 1, (out != PAD).sum(1))
     return SampleOutput(out, logprobs, lengths, ended)
+
+
+def _check_prefix(prefix: Tensor, batch_size: int, repeats: int, max_length: int) -> int:
+    if prefix.dim() != 2 or len(prefix) * repeats != batch_size or prefix.shape[1] >= max_length:
+        raise ValueError(f"prefix {tuple(prefix.shape)} x {repeats} repeats does not fit {batch_size} rows of "
+                         f"{max_length} tokens")
+    return prefix.shape[1]
+
+
+def _prefilled_cache(model: nn.Module, inputs: Tensor, cond: Tensor | None, repeats: int, max_length: int
+                     ) -> object:
+    """A decoding cache for len(inputs) * repeats rows, having read `inputs` [N, P] ([BOS, prefix minus its last
+    token]; P = 0: nothing) once per row before copying each row's state to its repeats."""
+    if inputs.shape[1] == 0:
+        return model.new_cache(len(inputs) * repeats, max_length + 1)
+    cache = model.new_cache(len(inputs), max_length + 1)
+    model(inputs, cache=cache, cond=None if cond is None else cond[::repeats])
+    return cache.repeat_rows(repeats)
 
 
 @dataclass

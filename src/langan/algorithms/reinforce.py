@@ -93,6 +93,9 @@ class Reinforce(Algorithm):
             fake = self.draw(len(real))
             metrics |= self.gen_update(fake)
         for k in range(tcfg.disc_steps_per_gen_step):
+            if self.cfg.disc.negatives:
+                metrics |= self.disc_round()
+                continue
             if fake is None or k > 0:
                 fake = self.draw(len(real))
             metrics |= self.disc_update(real, fake.tokens)
@@ -185,22 +188,23 @@ class Reinforce(Algorithm):
     @torch.no_grad()
     def rollout_rewards(self, tokens: Tensor, mask: Tensor) -> Tensor:
         """SeqGAN: Q(prefix x<=t) = mean over K completions (by the rollout policy) of the transformed
-        sequence score; the last token's Q is the score of the sample itself. Every prefix of every
-        sample is completed in one batched decode (prefixes kept fixed), in chunks of rollout_chunk rows."""
-        rcfg = self.cfg.reward
+        sequence score; the last token's Q is the score of the sample itself. For each prefix length t, every
+        sample longer than t is read once up to t and completed K times in one batched decode (completion k of
+        sample n is row n * K + k, so each mean is over that sample's own completions)."""
+        rcfg, k = self.cfg.reward, self.cfg.reward.rollout_num
         b, length = tokens.shape
         lengths = mask.sum(1)
-        rows, cols = (torch.arange(length, device=tokens.device)[None] + 1 < lengths[:, None]).nonzero(as_tuple=True)
-        rows_k = rows.repeat_interleave(rcfg.rollout_num)
-        prefix_lengths = (cols + 1).repeat_interleave(rcfg.rollout_num)
-        scores = torch.zeros(len(rows_k), device=tokens.device)
-        for chunk in torch.arange(len(rows_k), device=tokens.device).split(rcfg.rollout_chunk):
-            done = self.draw(len(chunk), self.rollout, prefix=tokens[rows_k[chunk]],
-                             prefix_lengths=prefix_lengths[chunk])
-            with self.autocast():
-                scores[chunk] = pg.transform_logits(self.disc(done.tokens)[1], rcfg.transform)
         q = torch.zeros(b, length, device=tokens.device)
-        q[rows, cols] = scores.view(-1, rcfg.rollout_num).mean(1)
+        for t in range(1, length):
+            rows = (lengths > t).nonzero().squeeze(1)  # samples with a token after the prefix
+            if len(rows) == 0:
+                break
+            scores = []
+            for part in rows.split(max(1, rcfg.rollout_chunk // k)):
+                done = self.draw(len(part) * k, self.rollout, prefix=tokens[part, :t], repeats=k)
+                with self.autocast():
+                    scores.append(pg.transform_logits(self.disc(done.tokens)[1], rcfg.transform))
+            q[rows, t - 1] = torch.cat(scores).view(len(rows), k).mean(1)
         with self.autocast():
             final = pg.transform_logits(self.disc(tokens)[1], rcfg.transform)
         q[torch.arange(b, device=tokens.device), lengths - 1] = final
@@ -236,6 +240,22 @@ class Reinforce(Algorithm):
                 "disc/acc_fake": (seq[~is_real] <= threshold).float().mean(),
                 "disc/real_mean": judged[is_real].mean(), "disc/fake_mean": judged[~is_real].mean(),
                 "disc/lr": lr, "disc/beta1": beta1}
+
+    def disc_round(self) -> dict[str, Tensor | float]:
+        """SeqGAN's discriminator schedule: disc.negatives fresh samples against as many random training rows,
+        disc.epochs epochs over both, each batch half real and half fake. Returns the last batch's figures."""
+        n, half = self.cfg.disc.negatives, max(1, self.cfg.train.batch_size // 2)
+        fakes = [self.draw(len(c)).tokens for c in torch.arange(n).split(self.cfg.reward.rollout_chunk)]
+        fake = torch.cat([F.pad(f, (0, self.data.max_length - f.shape[1]), value=PAD) for f in fakes])  # [n, L]
+        train = self.data.train.tokens
+        pick = torch.randperm(len(train))[:n] if n <= len(train) else torch.randint(len(train), (n,))
+        real = train[pick, 1:].to(self.device)  # [n, L] without BOS
+        metrics: dict[str, Tensor | float] = {}
+        for _ in range(self.cfg.disc.epochs):
+            real_order, fake_order = torch.randperm(n).split(half), torch.randperm(n).split(half)
+            for r, f in zip(real_order, fake_order, strict=True):
+                metrics = self.disc_update(real[r.to(self.device)], fake[f.to(self.device)])
+        return metrics
 
     def _threshold(self) -> float:
         """Sequence outputs above this count as "real": logit 0 for BCE, half the real target for MSE."""

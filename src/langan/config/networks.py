@@ -83,6 +83,12 @@ class DiscConfig:
                                    "(RelGAN: 64; SeqGAN: 1)")
     head_size: int = opt(100, "cnn: hidden width of the scoring head after the highway layer (RelGAN: 100; 0 = a "
                          "linear score, SeqGAN)")
+    negatives: int = opt(0, "reinforce: each discriminator round (train.disc_steps_per_gen_step of them per generator "
+                         "step) draws this many fresh samples, pairs them with as many random training rows and "
+                         "trains disc.epochs epochs over both in batches of train.batch_size, half real, half fake "
+                         "(SeqGAN's schedule: 10,000 negatives = its training set, 3 epochs, 5 rounds); 0 = one "
+                         "batch per round: the step's real batch against one fresh fake batch")
+    epochs: int = opt(1, "reinforce with disc.negatives > 0: epochs over each round's real and fake rows (SeqGAN: 3)")
 
     def check(self, root: Config) -> list[Check]:
         sizes = min(self.hidden_size, self.intermediate_size, self.num_layers, self.num_heads, self.grad_accumulation)
@@ -117,4 +123,5 @@ class DiscConfig:
             (0 <= self.dropout < 1 and 0 <= self.attention_dropout < 1, "disc dropouts must be in [0, 1)"),
             (0 < self.target_real <= 1, "disc.target_real must be in (0, 1]"),
             (self.pretrain_steps >= 0, "train.pretrain_steps and disc.pretrain_steps must be >= 0"),
+            (self.negatives >= 0 and self.epochs >= 1, "disc.negatives must be >= 0 and disc.epochs >= 1"),
         ]

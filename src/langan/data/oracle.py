@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from langan.errors import LanganError
+from langan.generation import draw
 
 GATES = ("i", "f", "o", "c")
 ARRAYS = ("embedding", *[f"{p}_{g}" for g in GATES for p in ("W", "U", "b")], "W_out", "b_out")
@@ -92,7 +93,7 @@ class OracleLSTM(nn.Module):
             seq = []
             for _ in range(length):
                 logits, h, c = self.step(self.embedding[token], h, c)
-                token = torch.multinomial(torch.softmax(logits, -1), 1, generator=g).squeeze(1)
+                token = draw(torch.softmax(logits, -1), generator=g)
                 seq.append(token)
             chunks.append(torch.stack(seq, dim=1))
         return torch.cat(chunks)

@@ -65,10 +65,19 @@ class CNNDiscriminator(nn.Module):
 
     def score(self, x: Tensor) -> Tensor:
         """Embedded rows [B, T, E] -> logits [B] (R = 1) or [B, R]."""
-        x = x[:, None]  # [B, 1, T, E]
-        pooled = [F.relu(conv(x)).amax(2) for conv in self.convs]  # each [B, n_f, R]: max over time
-        h = torch.cat(pooled, 1).transpose(1, 2)  # [B, R, F]
+        pooled = [F.relu(self.convolve(x, conv)).amax(1) for conv in self.convs]  # each [B, R, n_f]: max over time
+        h = torch.cat(pooled, -1)  # [B, R, F]
         gate = self.highway(h)
         h = torch.sigmoid(gate) * F.relu(gate) + (1 - torch.sigmoid(gate)) * h  # highway (Srivastava et al. 2015)
         logits = self.head(self.drop(h)).squeeze(-1).float()  # [B, R]
         return logits[:, 0] if self.reps == 1 else logits
+
+    def convolve(self, x: Tensor, conv: nn.Conv2d) -> Tensor:
+        """[B, T, E] -> [B, T - f + 1, R, n]: the convolution of width f over each representation, computed as one
+        matrix product over its windows (unfold). Same values as conv2d, about 4x faster on CPU for SeqGAN's
+        filters (benchmarks/README.md); the weights stay a Conv2d's, so checkpoints are unchanged."""
+        b, t, _ = x.shape
+        f, n = conv.kernel_size[0], conv.out_channels
+        windows = x.reshape(b, t, self.reps, self.slice).unfold(1, f, 1)  # [B, T-f+1, R, S, f]
+        windows = windows.transpose(-1, -2).reshape(b, t - f + 1, self.reps, f * self.slice)
+        return windows @ conv.weight.view(n, f * self.slice).T + conv.bias  # [B, T-f+1, R, n]

@@ -14,6 +14,10 @@ class LSTMState:
     def __init__(self, h: Tensor, c: Tensor):
         self.h, self.c = h, c  # [num_layers, B, H] each
 
+    def repeat_rows(self, repeats: int) -> LSTMState:
+        """A state of B * repeats rows, row b copied to rows b * repeats ... (b + 1) * repeats - 1."""
+        return LSTMState(self.h.repeat_interleave(repeats, 1), self.c.repeat_interleave(repeats, 1))
+
 
 class LSTMLM(nn.Module):
     def __init__(self, vocab_size: int, max_length: int, hidden_size: int = 256, num_layers: int = 1,

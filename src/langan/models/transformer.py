@@ -33,6 +33,13 @@ class KVCache:
         self.v[layer, :, :, start:start + t] = v
         return self.k[layer, :, :, : start + t], self.v[layer, :, :, : start + t]
 
+    def repeat_rows(self, repeats: int) -> KVCache:
+        """A cache of B * repeats rows, row b copied to rows b * repeats ... (b + 1) * repeats - 1."""
+        copy = KVCache.__new__(KVCache)
+        copy.k, copy.v = self.k.repeat_interleave(repeats, 1), self.v.repeat_interleave(repeats, 1)
+        copy.pos = self.pos
+        return copy
+
 
 class GradKVCache:
     """A cache that backpropagates: each step concatenates instead of writing in place, so the keys saved
