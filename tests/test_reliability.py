@@ -318,3 +318,38 @@ def test_a_save_clears_folders_left_by_a_killed_save(names_file: Path, tmp_path:
     (stale / "generator.safetensors").write_bytes(b"half")
     assert main(["train", "--resume", str(run.path), "--quiet"]) == 0
     assert not stale.exists() and checkpoint.step_checkpoints(run)[-1].name == "step-6"
+
+
+def test_a_reader_loads_one_whole_checkpoint_while_a_writer_swaps_it(tmp_path: Path) -> None:
+    # a live run replaces checkpoints/best at every evaluation; `langan sample` may read it at that moment
+    import threading
+
+    run = RunDir.create(tmp_path / "run")
+    net = torch.nn.Linear(64, 64)
+    stop, written = threading.Event(), [0]
+
+    def writer() -> None:
+        while not stop.is_set():
+            k = written[0] = written[0] + 1
+            with torch.no_grad():
+                for p in net.parameters():
+                    p.fill_(float(k))
+            checkpoint.save_checkpoint(run, "best", {"net": net}, {"k": k}, {"step": k})
+
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+    checkpoint.save_checkpoint(run, "best", {"net": net}, {"k": 0}, {"step": 0})
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        reader, seen = torch.nn.Linear(64, 64), set()
+        for _ in range(150):
+            state, trainer = checkpoint.load_checkpoint(run.checkpoints_dir / "best", {"net": reader})
+            k = state["algorithm"]["k"]
+            assert trainer["step"] == k and all(bool((p == float(k)).all()) for p in reader.parameters()), k
+            seen.add(k)
+    finally:
+        stop.set()
+        thread.join()
+    assert len(seen) > 10 and written[0] > 10  # the reads really overlapped many swaps

@@ -16,6 +16,8 @@ import random
 import re
 import shutil
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from langan.errors import LanganError
 from langan.fileio import atomic_write_text
 from langan.runs.rundir import RunDir
 
+LOAD_ATTEMPTS = 5  # copies of a checkpoint tried while a live writer may be swapping it (0.1 s apart)
 STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -134,26 +137,46 @@ def verify(path: Path) -> str | None:
     return None
 
 
-def _load_state(path: Path) -> dict[str, Any]:
+def _load_state(path: Path, shown: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise LanganError(f"refusing to load '{path}': it contains pickled objects that could run code "
+        raise LanganError(f"refusing to load '{shown}': it contains pickled objects that could run code "
                           f"({str(err).splitlines()[0][:120]})") from None
 
 
 def load_checkpoint(path: Path, networks: dict[str, torch.nn.Module]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Load weights into `networks`; return (algorithm state, trainer state). RNG is restored by the caller."""
-    problem = verify(path)
-    if problem:
-        raise LanganError(f"checkpoint '{path}' is damaged: {problem}")
+    """Load weights into `networks`; return (algorithm state, trainer state). RNG is restored by the caller.
+
+    A live run may swap this checkpoint for a newer one while it is read (`best`, at every evaluation). So the
+    folder is copied first and the copy checked against its own manifest: a copy made across a swap mixes two
+    checkpoints, fails its checksums and is taken again, and what is loaded is one whole checkpoint."""
+    with tempfile.TemporaryDirectory(prefix="langan-load-") as scratch:
+        copy, problem = Path(scratch) / "checkpoint", None
+        for _ in range(LOAD_ATTEMPTS):
+            shutil.rmtree(copy, ignore_errors=True)
+            try:
+                shutil.copytree(path, copy)
+                problem = verify(copy)
+            except OSError as err:  # the folder was renamed away mid-copy
+                problem = f"it changed while being read ({err.strerror})"
+            if problem is None:
+                break
+            time.sleep(0.1)  # a writer may be between the two renames of its swap
+        if problem:
+            raise LanganError(f"checkpoint '{path}' is damaged: {problem}")
+        return _load_whole(copy, path, networks)
+
+
+def _load_whole(copy: Path, path: Path, networks: dict[str, torch.nn.Module]
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
     for name, module in networks.items():
-        missing, unexpected = safetensors.torch.load_model(module, str(path / f"{name}.safetensors"), strict=False)
+        missing, unexpected = safetensors.torch.load_model(module, str(copy / f"{name}.safetensors"), strict=False)
         if missing or unexpected:
             raise LanganError(f"checkpoint '{path}' does not fit the '{name}' network "
                               f"(missing {missing[:3]}, unexpected {unexpected[:3]}); was the config changed?")
-    state = _load_state(path / "state.pt")
-    trainer_state = json.loads((path / "trainer.json").read_text(encoding="utf-8"))
+    state = _load_state(copy / "state.pt", path / "state.pt")
+    trainer_state = json.loads((copy / "trainer.json").read_text(encoding="utf-8"))
     return state, trainer_state
 
 
