@@ -332,3 +332,12 @@ def test_seqgan_discriminator_schedule_trains_on_fresh_negatives(names_file: Pat
     first_round = torch.cat([f for _, _, f in calls[:5]])
     assert len({tuple(r) for r in first_round.tolist()}) > 20  # the round's 40 rows, not one batch repeated
     assert any(not torch.equal(p, before[n]) for n, p in alg.disc.named_parameters())
+
+
+def test_adversarial_phase_has_its_own_evaluation_cadence(names_file: Path, tmp_path: Path) -> None:
+    extra = {"train.pretrain_steps": 6, "train.steps": 5, "eval.every": 4, "eval.every_adversarial": 2}
+    s = gan_session(names_file, tmp_path, **extra)
+    s.train()
+    # every 4 steps in pretraining, then from its end (step 6) every 2 steps, and the last step
+    assert [r["step"] for r in s.run.read_metrics() if "eval/nll" in r] == [4, 6, 8, 10, 11]
+    assert {p.name for p in s.run.checkpoints_dir.iterdir() if p.name.startswith("step-")} >= {"step-10", "step-11"}

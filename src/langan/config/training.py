@@ -62,6 +62,8 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     every: int = opt(500, "evaluate (valid NLL, samples) every N steps and at the end")
+    every_adversarial: int = opt(0, "GANs: once pretraining is over, evaluate every N steps counted from its end "
+                                 "(which is evaluated) instead of every eval.every (0 = eval.every throughout)")
     num_samples: int = opt(20, "samples written to samples/step-N.txt at each evaluation")
     batch_size: int = opt(256, "batch size of NLL evaluation")
     temperature: float = opt(1.0, "temperature of the samples drawn at evaluation")
@@ -80,7 +82,8 @@ class EvalConfig:
             (self.num_samples >= 0 and self.metric_samples >= 0,
              "eval.num_samples, eval.metric_samples, train.early_stop and train.keep_checkpoints must be >= 0"),
             (self.temperature >= 0, "eval.temperature must be >= 0 (0 = greedy)"),
-            (self.every >= 1, "eval.every must be at least 1"),
+            (self.every >= 1 and self.every_adversarial >= 0,
+             "eval.every must be at least 1 and eval.every_adversarial >= 0"),
             (not unknown, f"eval.metrics: unknown metric '{unknown[0] if unknown else ''}'; known: "
                           f"{', '.join(SAMPLE_METRIC_NAMES)}"),
             (root.data.source == "oracle" or not set(self.metrics) & set(ORACLE_ONLY_METRICS),

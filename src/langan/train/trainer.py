@@ -119,10 +119,18 @@ class Trainer:
             for s, h in old.items():
                 signal.signal(s, h)
 
+    def _eval_due(self) -> bool:
+        """Every eval.every steps; once a GAN's earlier phases are over, every eval.every_adversarial steps
+        (counted from the end of pretraining, which is evaluated) when that is set."""
+        every, adversarial = self.cfg.eval.every, self.cfg.eval.every_adversarial
+        start = self.algorithm.phase_steps(self.cfg)
+        if adversarial and 0 < start <= self.step:
+            return (self.step - start) % adversarial == 0
+        return self.step % every == 0
+
     def fit(self, stop_after: int | None = None) -> str:
         """Train until total_steps (or stop_after, or a signal). Returns 'finished' or 'stopped'."""
         tcfg = self.cfg.train
-        ckpt_every = tcfg.checkpoint_every or self.cfg.eval.every
         logger = MetricsLogger(self.run, resume_step=self.step)
         progress = Progress(self.total_steps, self.step, quiet=self.quiet)
         t_log, tokens_log, step_log = time.perf_counter(), 0, self.step
@@ -152,13 +160,15 @@ class Trainer:
                         shown = {k.replace("/", "_"): v for k, v in values.items()
                                  if k.endswith("/loss") or k == "reward/mean"}
                         progress.update(self.step, shown | {"tok/s": int(values["train/tokens_per_s"])})
-                    if self.step % self.cfg.eval.every == 0 or last:
+                    eval_due = self._eval_due()
+                    if eval_due or last:
                         self.evaluate(logger, progress)
                         if 0 < tcfg.early_stop <= self.evals_since_best and not last:
                             progress.write(f"early stop at step {self.step}: valid NLL has not improved in "
                                            f"{self.evals_since_best} evaluations (train.early_stop)")
                             self.early_stopped = stop = True
-                    if self.step % ckpt_every == 0 or last or stop:
+                    ckpt_due = self.step % tcfg.checkpoint_every == 0 if tcfg.checkpoint_every else eval_due
+                    if ckpt_due or last or stop:
                         self.save()
                         self.run.update_meta(steps_done=self.step, best_valid_nll=self.best_valid_nll,
                                              last_eval=self.last_eval)
