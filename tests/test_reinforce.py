@@ -341,3 +341,19 @@ def test_adversarial_phase_has_its_own_evaluation_cadence(names_file: Path, tmp_
     # every 4 steps in pretraining, then from its end (step 6) every 2 steps, and the last step
     assert [r["step"] for r in s.run.read_metrics() if "eval/nll" in r] == [4, 6, 8, 10, 11]
     assert {p.name for p in s.run.checkpoints_dir.iterdir() if p.name.startswith("step-")} >= {"step-10", "step-11"}
+
+
+def test_a_gan_can_start_from_an_mle_run(names_file: Path, tmp_path: Path) -> None:
+    mle_cfg = load_config(PRESET, gan_overrides(names_file, algorithm="mle"))  # the same generator, by MLE
+    mle = new_session(mle_cfg, tmp_path / "mle", quiet=True)
+    mle.train()
+    trained = {k: v.clone() for k, v in mle.algorithm.generator.state_dict().items()}
+    s = gan_session(names_file, tmp_path, **{"train.init_from": tmp_path / "mle", "train.pretrain_steps": 0})
+    assert all(torch.equal(v, trained[k]) for k, v in s.algorithm.gen.state_dict().items())
+    assert s.run.read_meta()["init_from"].startswith(str(tmp_path / "mle"))
+    s.algorithm.step(next(s.trainer.batches))  # step 0 = end of pretraining: the pretrained copy is the MLE run's
+    assert all(torch.equal(v, trained[k]) for k, v in s.algorithm.reference.state_dict().items())
+    with pytest.raises(LanganError, match="another shape"):
+        gan_session(names_file, tmp_path / "wide", **{"train.init_from": tmp_path / "mle", "generator.hidden_size": 32})
+    with pytest.raises(LanganError, match=r"train.init_from: .*no-such-run"):
+        gan_session(names_file, tmp_path / "none", **{"train.init_from": tmp_path / "no-such-run"})

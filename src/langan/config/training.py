@@ -40,6 +40,9 @@ class TrainConfig:
     early_stop: int = opt(0, "stop after this many evaluations without a better valid NLL (0 = never)")
     time_budget: float = opt(0.0, "stop (evaluating and checkpointing as at the last step) once this many seconds "
                              "of training have passed, resumes included; evaluation time not counted (0 = none)")
+    init_from: str = opt("", "GANs: a run directory whose generator (its evaluated checkpoint: best for MLE runs) this "
+                         "run starts from, e.g. an MLE run on the same data; with train.pretrain_steps=0 that MLE "
+                         "run is the pretraining. Same tokenizer and generator shape needed. Empty = fresh weights")
     max_skipped_steps: int = opt(10, "a step with a non-finite loss or gradient is skipped and counted; stop after "
                                  "this many in a row for one network")
 
@@ -50,6 +53,8 @@ class TrainConfig:
              "eval.num_samples, eval.metric_samples, train.early_stop and train.keep_checkpoints must be >= 0"),
             (self.max_skipped_steps >= 1, "train.max_skipped_steps must be at least 1"),
             (self.time_budget >= 0, "train.time_budget must be >= 0 seconds (0 = none)"),
+            (not self.init_from or root.algorithm in ("reinforce", "gumbel"),
+             "train.init_from is for the GANs (algorithm=reinforce or gumbel): their pretraining can be an MLE run"),
             (self.batch_size >= 1, "train.batch_size must be at least 1"),
             (self.length_grouping >= 0, "train.length_grouping must be >= 0 (0 = off)"),
             (self.steps >= 1 or self.epochs > 0, "train.steps must be at least 1 (or set train.epochs)"),

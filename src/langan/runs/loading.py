@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from langan.algorithms import ALGORITHMS, build_algorithm
 from langan.algorithms.base import Algorithm
@@ -89,3 +90,20 @@ def load_run(run_dir: str | Path, which: str = "auto") -> LoadedRun:
     with torch.random.fork_rng(devices=[]):  # building networks draws initial weights: keep the caller's RNG
         algorithm, _, trainer_state = restore_algorithm(cfg, data, device, path)
     return LoadedRun(cfg, run, data, algorithm, path, trainer_state)
+
+
+def copy_generator_from(run_dir: str | Path, into: nn.Module, data: DataBundle) -> Path:
+    """Load the generator of another run (the checkpoint `langan eval` judges: best for MLE runs) into `into`.
+    The runs must share the tokenizer and the generator's shape; returns the checkpoint used."""
+    try:
+        source = load_run(run_dir)
+    except LanganError as err:
+        raise LanganError(f"train.init_from: {err}") from None
+    if source.data.tokenizer.to_json() != data.tokenizer.to_json():
+        raise LanganError(f"train.init_from: run '{run_dir}' has another tokenizer (vocabulary) than this run's data")
+    try:
+        into.load_state_dict(source.algorithm.generator.state_dict())
+    except RuntimeError:
+        raise LanganError(f"train.init_from: the generator of run '{run_dir}' has another shape than this run's "
+                          "generator.* settings; use the same generator config") from None
+    return source.checkpoint

@@ -25,7 +25,7 @@ from langan.data.dataset import DataBundle, load_data
 from langan.errors import LanganError
 from langan.models import count_parameters
 from langan.runs import checkpoint, records
-from langan.runs.loading import load_run_inputs, restore_algorithm, setup_torch
+from langan.runs.loading import copy_generator_from, load_run_inputs, restore_algorithm, setup_torch
 from langan.runs.lock import check_free
 from langan.runs.rundir import RunDir, start_meta
 from langan.train.trainer import Trainer
@@ -122,6 +122,7 @@ def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv:
     data = load_data(cfg.data)
     steps = total_steps(cfg, len(data.train))
     algorithm = build_algorithm(cfg, data, device, steps)  # before the run directory: a failure leaves none
+    init = copy_generator_from(cfg.train.init_from, algorithm.gen, data) if cfg.train.init_from else None
     against = RunDir.open(compare_to) if compare_to else records.previous_run(Path(run_dir).parent, preset)
     previous = (against.name, records.read_config(against)) if against is not None else None  # read before overwrite
     run = RunDir.create(run_dir, overwrite, argv)  # locked; only then is an --overwrite emptied
@@ -131,6 +132,8 @@ def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv:
         start_meta(run, to_dict(cfg), str(device), argv)
         run.update_meta(data_fingerprint=data.fingerprint(), num_parameters=count_parameters(algorithm.generator),
                         data_notes=data.notes, total_steps=steps)
+        if init is not None:
+            run.update_meta(init_from=str(init))
         changes = None
         if previous is not None:
             changes = {"against": previous[0],
