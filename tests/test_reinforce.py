@@ -353,6 +353,9 @@ def test_a_gan_can_start_from_an_mle_run(names_file: Path, tmp_path: Path) -> No
     assert s.run.read_meta()["init_from"].startswith(str(tmp_path / "mle"))
     s.algorithm.step(next(s.trainer.batches))  # step 0 = end of pretraining: the pretrained copy is the MLE run's
     assert all(torch.equal(v, trained[k]) for k, v in s.algorithm.reference.state_dict().items())
+    first = gan_session(names_file, tmp_path / "first", **{"train.init_from": tmp_path / "mle",
+                                                           "train.init_checkpoint": "step-3"})
+    assert first.run.read_meta()["init_from"].endswith("step-3")
     with pytest.raises(LanganError, match="another shape"):
         gan_session(names_file, tmp_path / "wide", **{"train.init_from": tmp_path / "mle", "generator.hidden_size": 32})
     with pytest.raises(LanganError, match=r"train.init_from: .*no-such-run"):

@@ -62,7 +62,7 @@ class OracleLSTM(nn.Module):
         i, f, o = torch.sigmoid(gate("i")), torch.sigmoid(gate("f")), torch.sigmoid(gate("o"))
         c = f * c + i * torch.tanh(gate("c"))
         h = o * torch.tanh(c)
-        return h @ self.W_out + self.b_out, h, c
+        return torch.addmm(self.b_out, h, self.W_out), h, c
 
     def _inputs(self, tokens: Tensor) -> Tensor:
         # [B, L] -> [B, L] inputs: start token 0, then tokens[:, :-1]
@@ -78,7 +78,8 @@ class OracleLSTM(nn.Module):
         out = []
         for t in range(length):
             logits, h, c = self.step(emb[:, t], h, c)
-            out.append(torch.log_softmax(logits, -1).gather(1, tokens[:, t:t + 1]))
+            # log p = logit - logsumexp: one pass over the vocabulary, no [B, V] log_softmax written
+            out.append(logits.gather(1, tokens[:, t:t + 1]) - logits.logsumexp(-1, keepdim=True))
         return torch.cat(out, dim=1)
 
     @torch.no_grad()

@@ -92,11 +92,11 @@ def load_run(run_dir: str | Path, which: str = "auto") -> LoadedRun:
     return LoadedRun(cfg, run, data, algorithm, path, trainer_state)
 
 
-def copy_generator_from(run_dir: str | Path, into: nn.Module, data: DataBundle) -> Path:
-    """Load the generator of another run (the checkpoint `langan eval` judges: best for MLE runs) into `into`.
-    The runs must share the tokenizer and the generator's shape; returns the checkpoint used."""
+def copy_generator_from(run_dir: str | Path, into: nn.Module, data: DataBundle, which: str = "auto") -> Path:
+    """Load the generator of another run's checkpoint `which` (auto: the one `langan eval` judges, best for MLE
+    runs) into `into`. The runs must share the tokenizer and the generator's shape; returns the checkpoint used."""
     try:
-        source = load_run(run_dir)
+        source = load_run(run_dir, which)
     except LanganError as err:
         raise LanganError(f"train.init_from: {err}") from None
     if source.data.tokenizer.to_json() != data.tokenizer.to_json():

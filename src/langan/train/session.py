@@ -122,7 +122,8 @@ def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv:
     data = load_data(cfg.data)
     steps = total_steps(cfg, len(data.train))
     algorithm = build_algorithm(cfg, data, device, steps)  # before the run directory: a failure leaves none
-    init = copy_generator_from(cfg.train.init_from, algorithm.gen, data) if cfg.train.init_from else None
+    init = copy_generator_from(cfg.train.init_from, algorithm.gen, data, cfg.train.init_checkpoint) \
+        if cfg.train.init_from else None
     against = RunDir.open(compare_to) if compare_to else records.previous_run(Path(run_dir).parent, preset)
     previous = (against.name, records.read_config(against)) if against is not None else None  # read before overwrite
     run = RunDir.create(run_dir, overwrite, argv)  # locked; only then is an --overwrite emptied

@@ -1,0 +1,178 @@
+"""Benchmark: the synthetic-oracle table (SeqGAN's oracle; RelGAN, ICLR 2019, Table 1), with langan's four presets.
+
+    python benchmarks/oracle_table.py train --presets mle seqgan relgan reinforce --seeds 0,1,2
+    python benchmarks/oracle_table.py report --seeds 0,1,2
+
+`train` runs configs/oracle-<preset>.yaml once per seed (train.seed) into runs/oracle/oracle-<preset>-s<seed>. The
+MLE run of a seed is the pretraining of that seed's GANs: they start from its generator (train.init_from, with
+train.pretrain_steps=0) instead of repeating the same 12,000 MLE steps; --own-pretraining runs each GAN preset as it
+is, pretraining included. A finished run is kept (--overwrite trains it again). Wall times go to
+runs/oracle/times.json.
+
+`report` evaluates every run with 10,000 samples at temperature 1 (`langan eval --n 10000`): NLL_oracle (the
+oracle's NLL of the samples: quality) and NLL_gen (the generator's NLL of the 1,000 held-out oracle sequences,
+EOS not counted: coverage), prints the Markdown table (mean ± standard deviation over the seeds, beside the
+published rows), and draws benchmarks/figures/oracle_curves.png (NLL_oracle over training, from each run's
+evaluations of 2,000 samples) and, with `langan sweep-temperature`, benchmarks/figures/oracle_frontier.png (the
+(NLL_oracle, NLL_gen) frontier over temperatures 0.6-1.4 of the seed-0 run of each preset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RUNS = REPO / "runs" / "oracle"
+FIGURES = REPO / "benchmarks" / "figures"
+PRESETS = ("mle", "seqgan", "relgan", "reinforce")
+GANS = ("seqgan", "relgan", "reinforce")
+LABELS = {"mle": "MLE", "seqgan": "SeqGAN", "relgan": "RelGAN (Gumbel-softmax)", "reinforce": "REINFORCE (per step)"}
+# NLL_oracle with SeqGAN's oracle, as quoted by RelGAN (Nie et al., ICLR 2019, Table 1); MetaEx-GAN later 6.321
+PUBLISHED = [("real data", "5.750"), ("MLE", "9.038"), ("SeqGAN", "8.736"), ("RankGAN", "8.247"),
+             ("LeakGAN", "7.038"), ("RelGAN(100)", "6.680 ± 0.343")]
+
+
+def langan(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "langan", *args]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def run_name(preset: str, seed: int) -> str:
+    return f"oracle-{preset}-s{seed}"
+
+
+def finished(name: str) -> bool:
+    meta = RUNS / name / "meta.json"
+    return meta.is_file() and json.loads(meta.read_text()).get("status") == "finished"
+
+
+def train(args: argparse.Namespace) -> None:
+    times_path = RUNS / "times.json"
+    RUNS.mkdir(parents=True, exist_ok=True)
+    times = json.loads(times_path.read_text()) if times_path.is_file() else {}
+    order = [p for p in PRESETS if p in args.presets]
+    if not args.own_pretraining and set(order) & set(GANS) and "mle" not in order:
+        order.insert(0, "mle")  # the GANs start from it; kept if already finished
+    for seed in args.seeds:
+        for preset in order:
+            name = run_name(preset, seed)
+            if finished(name) and not args.overwrite:
+                print(f"{name}: finished before, kept", file=sys.stderr)
+                continue
+            extra = [f"train.seed={seed}"]
+            if preset in GANS and not args.own_pretraining:
+                extra += [f"train.init_from={RUNS / run_name('mle', seed)}", "train.pretrain_steps=0"]
+            print(f"{name}: training ...", file=sys.stderr, flush=True)
+            t0 = time.perf_counter()
+            langan("train", f"configs/oracle-{preset}.yaml", *extra, *args.overrides, "--runs-dir", str(RUNS),
+                   "--name", name, "--overwrite", "--quiet")
+            times[name] = round(time.perf_counter() - t0, 1)
+            times_path.write_text(json.dumps(times, indent=2) + "\n")
+            print(f"{name}: {times[name]:.0f} s", file=sys.stderr, flush=True)
+
+
+def evaluate(name: str, n: int) -> dict:
+    out = langan("eval", str(RUNS / name), "--n", str(n), "--metrics", "nll_oracle,nll_gen", "--json")
+    return json.loads(out.stdout)
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.3f} (1 seed)"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def report(args: argparse.Namespace) -> None:
+    times_path = RUNS / "times.json"
+    times = json.loads(times_path.read_text()) if times_path.is_file() else {}
+    rows, results = [], {}
+    for preset in PRESETS:
+        names = [run_name(preset, s) for s in args.seeds if finished(run_name(preset, s))]
+        if not names:
+            continue
+        print(f"{preset}: evaluating {len(names)} runs with {args.n} samples ...", file=sys.stderr, flush=True)
+        evals = {name: evaluate(name, args.n) for name in names}
+        results[preset] = evals
+        pre = [e["compare"]["pretrained"]["nll_oracle"] for e in evals.values() if "compare" in e]
+        own = [times.get(n, 0.0) for n in names]
+        mle = [times.get(run_name("mle", s), 0.0) for s in args.seeds if run_name(preset, s) in names]
+        wall = statistics.mean(own) / 60
+        pretraining = "" if preset == "mle" else f" + {statistics.mean(mle) / 60:.1f} (MLE run)"
+        rows.append(f"| langan {LABELS[preset]} | {mean_std([e['nll_oracle'] for e in evals.values()])} | "
+                    f"{mean_std([e['nll_gen'] for e in evals.values()])} | {mean_std(pre)} | "
+                    f"{wall:.1f}{pretraining} | {len(names)} |")
+    print(f"# {platform.machine()} CPU, python {platform.python_version()}; {args.n} samples at temperature 1 per run")
+    print("| generator | NLL_oracle (lower: better samples) | NLL_gen (lower: better coverage) | "
+          "its pretrained G's NLL_oracle | wall min per run | seeds |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    for label, value in PUBLISHED:
+        print(f"| published: {label} (RelGAN Table 1) | {value} | - | - | - | - |")
+    (RUNS / "table.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot_curves([p for p in PRESETS if p in results], args.seeds)
+    if args.frontier:
+        frontier = [str(RUNS / run_name(p, args.seeds[0])) for p in PRESETS if finished(run_name(p, args.seeds[0]))]
+        langan("sweep-temperature", *frontier, "--pair", "oracle", "--n", str(args.frontier_n),
+               "--out", str(FIGURES / "oracle_frontier.png"))
+        print(f"frontier: {FIGURES / 'oracle_frontier.png'} (+ .csv)", file=sys.stderr)
+
+
+def plot_curves(presets: list[str], seeds: list[int]) -> None:
+    """NLL_oracle of the evaluation samples over training steps, one line per run (GANs: adversarial steps)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for preset in presets:
+        for seed in seeds:
+            path = RUNS / run_name(preset, seed) / "metrics.jsonl"
+            if not path.is_file():
+                continue
+            points = [json.loads(line) for line in path.read_text().splitlines()]
+            points = [(p["step"], p["eval/nll_oracle"]) for p in points if "eval/nll_oracle" in p]
+            ax = axes[0] if preset == "mle" else axes[1]
+            ax.plot(*zip(*points, strict=True), label=f"{preset} s{seed}", marker=".")
+    axes[0].set(title="MLE (the GANs' pretraining)", xlabel="step", ylabel="NLL_oracle of 2,000 samples")
+    axes[1].set(title="GANs from their seed's MLE run", xlabel="adversarial step", ylabel="NLL_oracle")
+    for ax in axes:
+        ax.axhline(5.75, color="grey", linestyle=":", label="real data 5.75")
+        ax.legend(fontsize=7)
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(FIGURES / "oracle_curves.png", dpi=110)
+    print(f"curves: {FIGURES / 'oracle_curves.png'}", file=sys.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train the presets' runs")
+    t.add_argument("--presets", nargs="+", choices=PRESETS, default=list(PRESETS))
+    t.add_argument("--own-pretraining", action="store_true", help="GANs pretrain themselves (the preset as it is)")
+    t.add_argument("--overwrite", action="store_true", help="train finished runs again")
+    t.add_argument("overrides", nargs="*", help="config overrides for every run (key=value)")
+    r = sub.add_parser("report", help="evaluate, print the table, draw the figures")
+    r.add_argument("--n", type=int, default=10000, help="samples per run (default 10,000)")
+    r.add_argument("--no-frontier", dest="frontier", action="store_false", help="skip the temperature sweep")
+    r.add_argument("--frontier-n", type=int, default=2000, help="samples per temperature in the sweep")
+    for p in (t, r):
+        p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
+    args = parser.parse_args()
+    train(args) if args.command == "train" else report(args)
+
+
+if __name__ == "__main__":
+    main()
