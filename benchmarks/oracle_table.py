@@ -71,7 +71,8 @@ def train(args: argparse.Namespace) -> None:
                 continue
             extra = [f"train.seed={seed}"]
             if preset in GANS and not args.own_pretraining:
-                extra += [f"train.init_from={RUNS / run_name('mle', seed)}", "train.pretrain_steps=0"]
+                extra += [f"train.init_from={RUNS / run_name('mle', seed)}", "train.init_checkpoint=latest",
+                          "train.pretrain_steps=0"]
             print(f"{name}: training ...", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
             langan("train", f"configs/oracle-{preset}.yaml", *extra, *args.overrides, "--runs-dir", str(RUNS),

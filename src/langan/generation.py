@@ -35,12 +35,18 @@ def forbidden_mask(vocab_size: int, forbid: Sequence[int], allow_eos: bool, devi
     return mask
 
 
+def forbidden_bias(forbidden: Tensor) -> Tensor:
+    """[V] bool -> [V] float, -inf where forbidden and 0 elsewhere: adding it is 5x faster on CPU than a broadcast
+    masked_fill of the logits (benchmarks/README.md)."""
+    return torch.zeros(forbidden.shape, device=forbidden.device).masked_fill(forbidden, float("-inf"))
+
+
 def filter_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                   forbidden: Tensor | None = None) -> Tensor:
     """[..., V] logits -> logits of the sampling distribution (-inf where a token cannot be drawn)."""
     logits = logits.float()
-    if forbidden is not None:  # adding a [V] row of 0 / -inf: 5x faster on CPU than a broadcast masked_fill
-        logits = logits + torch.zeros(forbidden.shape, device=logits.device).masked_fill(forbidden, float("-inf"))
+    if forbidden is not None:
+        logits = logits + forbidden_bias(forbidden)
     if temperature > 0 and temperature != 1.0:
         logits = logits / temperature
     if 0 < top_k < logits.shape[-1]:
@@ -177,13 +183,13 @@ def soft_sample(model: nn.Module, cond: Tensor, max_length: int, tau: float, gum
     as the next input embedding (probs @ embedding), through a KV cache that gradients flow through.
     PAD, BOS and `forbid` get probability 0. One row per conditioning vector in `cond` [B, C]."""
     b, device = len(cond), cond.device
-    forbidden = forbidden_mask(model.vocab_size, forbid, True, device)
+    bias = forbidden_bias(forbidden_mask(model.vocab_size, forbid, True, device))
     cache = model.new_cache(b, max_length + 1, differentiable=True)
     x = model.embed_tokens(torch.full((b, 1), BOS, dtype=torch.long, device=device))  # [B, 1, H]
     steps, picks, ended = [], [], torch.zeros(b, dtype=torch.bool, device=device)
     for t in range(max_length):
         logits = model.forward_embeds(x, cache=cache, cond=cond)[0][:, -1].float()  # [B, V]
-        probs = relax(logits.masked_fill(forbidden, float("-inf")), tau, gumbel, straight_through, generator)
+        probs = relax(logits + bias, tau, gumbel, straight_through, generator)
         steps.append(probs)
         x = (probs @ model.embed.weight)[:, None]  # [B, 1, H]
         picks.append(probs.detach().argmax(-1))
@@ -216,12 +222,12 @@ def gumbel_sample(model: nn.Module, batch_size: int, max_length: int, forbid: Se
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    forbidden = forbidden_mask(model.vocab_size, forbid, allow_eos, device)
+    bias = forbidden_bias(forbidden_mask(model.vocab_size, forbid, allow_eos, device))
     cache = model.new_cache(batch_size, max_length + 1)
     token = torch.full((batch_size, 1), BOS, dtype=torch.long, device=device)
     picks, noises, ended = [], [], torch.zeros(batch_size, dtype=torch.bool, device=device)
     for t in range(max_length):
-        logits = model(token, cache=cache)[0][:, -1].float().masked_fill(forbidden, float("-inf"))  # [B, V]
+        logits = model(token, cache=cache)[0][:, -1].float() + bias  # [B, V]
         u = torch.rand(logits.shape, device=device).clamp_(1e-10, 1.0 - 1e-7)
         noise = -(-u.log()).log()
         token = (logits + noise).argmax(-1).masked_fill(ended, PAD)[:, None]  # [B, 1]
@@ -241,7 +247,7 @@ def relaxed_probs(model: nn.Module, drawn: GumbelSample, beta: float, forbid: Se
     """[B, L, V] softmax(beta * (logits + noise)) of a `gumbel_sample` draw, differentiable w.r.t. the model:
     one teacher-forced pass over [BOS, tokens]. Forbidden tokens get probability 0."""
     inputs = torch.cat([torch.full_like(drawn.tokens[:, :1], BOS), drawn.tokens[:, :-1]], 1)
-    forbidden = forbidden_mask(model.vocab_size, forbid, allow_eos, inputs.device)
-    logits = model(inputs)[0].float().masked_fill(forbidden, float("-inf"))  # [B, L, V]
+    bias = forbidden_bias(forbidden_mask(model.vocab_size, forbid, allow_eos, inputs.device))
+    logits = model(inputs)[0].float() + bias  # [B, L, V]
     return (beta * (logits + drawn.noise)).softmax(-1)
 

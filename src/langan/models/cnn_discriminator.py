@@ -48,9 +48,10 @@ class CNNDiscriminator(nn.Module):
         """Relaxed one-hots [B, T, V] whose first lengths[b] rows are real -> sequence logits [B] or [B, R]; the
         rows after each sequence's end read as PAD, as they do for real text."""
         t = probs.shape[1]
-        real = torch.arange(t, device=probs.device)[None] < lengths.to(probs.device)[:, None]  # [B, T]
-        pad_row = F.one_hot(torch.tensor(PAD, device=probs.device), probs.shape[-1]).to(probs.dtype)
-        probs = torch.where(real[..., None], probs, pad_row)
+        if bool((lengths < t).any()):  # (fixed-length oracle rows: nothing to replace)
+            real = torch.arange(t, device=probs.device)[None] < lengths.to(probs.device)[:, None]  # [B, T]
+            pad_row = F.one_hot(torch.tensor(PAD, device=probs.device), probs.shape[-1]).to(probs.dtype)
+            probs = torch.where(real[..., None], probs, pad_row)
         x = probs @ self.embed.weight  # [B, T, E]
         if t < self._width():
             x = torch.cat([x, self.embed.weight[PAD].expand(len(x), self._width() - t, -1)], 1)
