@@ -124,7 +124,7 @@ class Trainer:
         (counted from the end of pretraining, which is evaluated) when that is set."""
         every, adversarial = self.cfg.eval.every, self.cfg.eval.every_adversarial
         start = self.algorithm.phase_steps(self.cfg)
-        if adversarial and 0 < start <= self.step:
+        if adversarial and start <= self.step:  # start = 0: a GAN started from an MLE run (train.init_from)
             return (self.step - start) % adversarial == 0
         return self.step % every == 0
 
