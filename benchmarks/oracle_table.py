@@ -66,7 +66,7 @@ def train(args: argparse.Namespace) -> None:
     for seed in args.seeds:
         for preset in order:
             name = run_name(preset, seed)
-            if finished(name) and not args.overwrite:
+            if finished(name) and not (args.overwrite and preset in args.presets):  # an implied MLE run is kept
                 print(f"{name}: finished before, kept", file=sys.stderr)
                 continue
             extra = [f"train.seed={seed}"]
