@@ -82,8 +82,9 @@ def train(args: argparse.Namespace) -> None:
             print(f"{name}: {times[name]:.0f} s", file=sys.stderr, flush=True)
 
 
-def evaluate(name: str, n: int) -> dict:
-    out = langan("eval", str(RUNS / name), "--n", str(n), "--metrics", "nll_oracle,nll_gen", "--json")
+def evaluate(name: str, n: int, checkpoint: str = "auto") -> dict:
+    out = langan("eval", str(RUNS / name), "--n", str(n), "--metrics", "nll_oracle,nll_gen", "--json",
+                 "--checkpoint", checkpoint)
     return json.loads(out.stdout)
 
 
@@ -104,8 +105,16 @@ def report(args: argparse.Namespace) -> None:
         if not names:
             continue
         print(f"{preset}: evaluating {len(names)} runs with {args.n} samples ...", file=sys.stderr, flush=True)
-        evals = {name: evaluate(name, args.n) for name in names}
+        # MLE: its last checkpoint, the GANs' starting point and the papers' fixed-epoch convention; its
+        # best-valid-NLL checkpoint (early stopping) gets a row of its own
+        evals = {name: evaluate(name, args.n, "latest") for name in names}
         results[preset] = evals
+        extra = ""
+        if preset == "mle":
+            best = results["mle-best"] = {name: evaluate(name, args.n, "best") for name in names}
+            extra = (f"\n| langan MLE, its best valid NLL checkpoint | "
+                     f"{mean_std([e['nll_oracle'] for e in best.values()])} | "
+                     f"{mean_std([e['nll_gen'] for e in best.values()])} | - | - | {len(names)} |")
         pre = [e["compare"]["pretrained"]["nll_oracle"] for e in evals.values() if "compare" in e]
         own = [times.get(n, 0.0) for n in names]
         mle = [times.get(run_name("mle", s), 0.0) for s in args.seeds if run_name(preset, s) in names]
@@ -113,7 +122,7 @@ def report(args: argparse.Namespace) -> None:
         pretraining = "" if preset == "mle" else f" + {statistics.mean(mle) / 60:.1f} (MLE run)"
         rows.append(f"| langan {LABELS[preset]} | {mean_std([e['nll_oracle'] for e in evals.values()])} | "
                     f"{mean_std([e['nll_gen'] for e in evals.values()])} | {mean_std(pre)} | "
-                    f"{wall:.1f}{pretraining} | {len(names)} |")
+                    f"{wall:.1f}{pretraining} | {len(names)} |{extra}")
     print(f"# {platform.machine()} CPU, python {platform.python_version()}; {args.n} samples at temperature 1 per run")
     print("| generator | NLL_oracle (lower: better samples) | NLL_gen (lower: better coverage) | "
           "its pretrained G's NLL_oracle | wall min per run | seeds |")

@@ -193,7 +193,7 @@ def langan_overrides(args: argparse.Namespace) -> list[str]:
         "generator.arch=lstm", "generator.hidden_size=32", "generator.embedding_size=32", "generator.num_layers=1",
         "disc.arch=cnn", "disc.output=sequence", "disc.embedding_size=64",
         f"disc.filter_sizes={FILTER_SIZES}", f"disc.num_filters={NUM_FILTERS}",
-        "disc.num_representations=1", "disc.head_size=0", "disc.dropout=0.25",
+        "disc.num_representations=1", "disc.head_size=0", "disc.dropout=0.25", "disc.pretrain_steps=0",
         "reward.mode=rollout", f"reward.rollout_num={args.rollouts}", "sampling.allow_eos=false",
         f"train.batch_size={BATCH}", f"train.pretrain_steps={args.repeats * mle_batches}",
         f"train.disc_steps_per_gen_step={args.d_steps}", f"train.steps={max(args.repeats, 1)}",
