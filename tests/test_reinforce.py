@@ -341,6 +341,10 @@ def test_adversarial_phase_has_its_own_evaluation_cadence(names_file: Path, tmp_
     # every 4 steps in pretraining, then from its end (step 6) every 2 steps, and the last step
     assert [r["step"] for r in s.run.read_metrics() if "eval/nll" in r] == [4, 6, 8, 10, 11]
     assert {p.name for p in s.run.checkpoints_dir.iterdir() if p.name.startswith("step-")} >= {"step-10", "step-11"}
+    # a GAN started from an MLE run has no pretraining: its cadence runs from step 0
+    s = gan_session(names_file, tmp_path / "no-pre", **(extra | {"train.pretrain_steps": 0}))
+    s.train()
+    assert [r["step"] for r in s.run.read_metrics() if "eval/nll" in r] == [2, 4, 5]
 
 
 def test_a_gan_can_start_from_an_mle_run(names_file: Path, tmp_path: Path) -> None:

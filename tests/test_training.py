@@ -187,3 +187,14 @@ def test_time_budget_stops_with_an_evaluation_and_a_checkpoint(tiny_cfg, tmp_pat
     tiny_cfg.train.time_budget = 0.0  # no budget: every step
     s = new_session(tiny_cfg, tmp_path / "r2", quiet=True)
     assert s.train() == "finished" and s.trainer.step == 50
+
+
+def test_denormal_floats_are_flushed_once_torch_is_set_up() -> None:
+    # relaxed one-hots at a high inverse temperature are full of denormals, which CPUs compute slowly
+    from langan.runs.loading import setup_torch
+
+    torch.set_flush_denormal(False)
+    tiny = torch.tensor([1e-39])
+    assert float(tiny * 1.0) > 0  # a denormal float32 survives arithmetic by default
+    setup_torch(load_config(None, []))
+    assert float(tiny * 1.0) == 0.0
