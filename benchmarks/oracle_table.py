@@ -116,13 +116,14 @@ def report(args: argparse.Namespace) -> None:
                      f"{mean_std([e['nll_oracle'] for e in best.values()])} | "
                      f"{mean_std([e['nll_gen'] for e in best.values()])} | - | - | {len(names)} |")
         pre = [e["compare"]["pretrained"]["nll_oracle"] for e in evals.values() if "compare" in e]
-        own = [times.get(n, 0.0) for n in names]
-        mle = [times.get(run_name("mle", s), 0.0) for s in args.seeds if run_name(preset, s) in names]
-        wall = statistics.mean(own) / 60
-        pretraining = "" if preset == "mle" else f" + {statistics.mean(mle) / 60:.1f} (MLE run)"
+        # wall times of runs made while nothing else ran (a run timed beside other work is left out of times.json)
+        own = [times[n] for n in names if n in times]
+        mle = [times[m] for m in (run_name("mle", s) for s in args.seeds) if m in times]
+        wall = f"{statistics.mean(own) / 60:.1f}" if own else "-"
+        pretraining = "" if preset == "mle" or not mle else f" + {statistics.mean(mle) / 60:.1f} (MLE run)"
         rows.append(f"| langan {LABELS[preset]} | {mean_std([e['nll_oracle'] for e in evals.values()])} | "
                     f"{mean_std([e['nll_gen'] for e in evals.values()])} | {mean_std(pre)} | "
-                    f"{wall:.1f}{pretraining} | {len(names)} |{extra}")
+                    f"{wall}{pretraining} | {len(names)} |{extra}")
     print(f"# {platform.machine()} CPU, python {platform.python_version()}; {args.n} samples at temperature 1 per run")
     print("| generator | NLL_oracle (lower: better samples) | NLL_gen (lower: better coverage) | "
           "its pretrained G's NLL_oracle | wall min per run | seeds |")
