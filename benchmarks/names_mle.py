@@ -17,20 +17,10 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def langan(*args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "langan", *args]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-    return proc
+from langan_cli import REPO, langan
 
 
 def run_one(preset: str, source: str, test_size: str, runs_dir: Path, overrides: list[str], seed: int | None

@@ -23,12 +23,11 @@ import argparse
 import json
 import platform
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from langan_cli import REPO, langan
+
 RUNS = REPO / "runs" / "oracle"
 FIGURES = REPO / "benchmarks" / "figures"
 PRESETS = ("mle", "seqgan", "relgan", "reinforce")
@@ -37,14 +36,6 @@ LABELS = {"mle": "MLE", "seqgan": "SeqGAN", "relgan": "RelGAN (Gumbel-softmax)",
 # NLL_oracle with SeqGAN's oracle, as quoted by RelGAN (Nie et al., ICLR 2019, Table 1); MetaEx-GAN later 6.321
 PUBLISHED = [("real data", "5.750"), ("MLE", "9.038"), ("SeqGAN", "8.736"), ("RankGAN", "8.247"),
              ("LeakGAN", "7.038"), ("RelGAN(100)", "6.680 ± 0.343")]
-
-
-def langan(*args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "langan", *args]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
-    return proc
 
 
 def run_name(preset: str, seed: int) -> str:
