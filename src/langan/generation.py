@@ -191,7 +191,7 @@ def soft_sample(model: nn.Module, cond: Tensor, max_length: int, tau: float, gum
         logits = model.forward_embeds(x, cache=cache, cond=cond)[0][:, -1].float()  # [B, V]
         probs = relax(logits + bias, tau, gumbel, straight_through, generator)
         steps.append(probs)
-        x = (probs @ model.embed.weight)[:, None]  # [B, 1, H]
+        x = model.embed_probs(probs[:, None])  # [B, 1, H]
         picks.append(probs.detach().argmax(-1))
         ended |= picks[-1] == EOS
         if t % 4 == 3 and bool(ended.all()):  # every row has ended: later steps would be cut anyway

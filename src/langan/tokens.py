@@ -6,8 +6,14 @@ read right-padded rows; discriminators and readers read left-padded rows with an
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
 import torch
 from torch import Tensor
+
+from langan.errors import LanganError
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
@@ -41,3 +47,106 @@ def from_left_padded(values: Tensor, mask: Tensor) -> Tensor:
     src = torch.arange(t, device=values.device) + (t - lengths)  # [B, T] slot each position comes from
     valid = src < t
     return torch.where(valid, values.gather(1, src.clamp(max=t - 1)), torch.zeros_like(values))
+
+
+# ---------------------------------------------------------------- a model's own vocabulary (Hugging Face folders)
+
+MODEL_SPECIALS = ("pad", "bos", "eos", "unk")
+
+
+@dataclass(frozen=True)
+class ForeignVocab:
+    """langan's ids over a pretrained model's vocabulary of `model_size` ids whose special tokens are elsewhere.
+
+    langan ids 0..3 are PAD, BOS, EOS, UNK; ids 4.. are the model's other ids in the model's order. The model's
+    special ids become langan's: EOS is required; a missing BOS or PAD reads as the model's EOS (GPT-2 has one
+    token for all three), a missing UNK likewise (byte-level tokenizers never need one). `to_model[i]` is the model
+    id langan id i is fed to the model as; `from_model[j]` the langan id of model id j (a model id serving several
+    specials is the first of EOS, UNK, BOS, PAD); `no_logit` are langan ids that are never a target and get no
+    probability (PAD, BOS, and UNK when it has no model id of its own), so each model id's logit counts once.
+    """
+
+    model_size: int
+    specials: dict[str, int | None]
+
+    def __post_init__(self) -> None:
+        eos = self.specials.get("eos")
+        if eos is None:
+            raise LanganError("the model names no EOS token (eos_token_id in config.json); langan needs one to end "
+                              "samples")
+        used = [i for i in self.specials.values() if i is not None]
+        if any(not 0 <= i < self.model_size for i in used):
+            raise LanganError(f"a special token id {used} is outside the model's vocabulary of {self.model_size}")
+
+    def _model_id(self, name: str) -> int:
+        own = self.specials.get(name)
+        return own if own is not None else int(self.specials["eos"])  # type: ignore[arg-type]
+
+    @property
+    def regular(self) -> list[int]:
+        """Model ids that are not special, in order: langan ids 4, 5, ..."""
+        taken = {i for i in self.specials.values() if i is not None}
+        return [i for i in range(self.model_size) if i not in taken]
+
+    @property
+    def size(self) -> int:
+        return len(SPECIALS) + len(self.regular)
+
+    @property
+    def to_model(self) -> list[int]:
+        return [self._model_id(n) for n in MODEL_SPECIALS] + self.regular
+
+    @property
+    def from_model(self) -> list[int]:
+        out = [0] * self.model_size
+        for lid, mid in enumerate(self.regular, start=len(SPECIALS)):
+            out[mid] = lid
+        for name in reversed(("eos", "unk", "bos", "pad")):  # the first of EOS, UNK, BOS, PAD wins a shared id
+            mid = self.specials.get(name)
+            if mid is not None:
+                out[mid] = MODEL_SPECIALS.index(name)
+        return out
+
+    @property
+    def no_logit(self) -> list[int]:
+        unk = self.specials.get("unk")
+        return [PAD, BOS] + ([UNK] if unk is None or unk == self.specials["eos"] else [])
+
+
+def read_model_specials(folder: str | Path) -> dict[str, int | None]:
+    """The special token ids of a Hugging Face model folder: config.json's `*_token_id` (a list: its first), then
+    the tokens named in tokenizer_config.json / special_tokens_map.json, looked up in tokenizer.json."""
+    folder = Path(folder)
+    found: dict[str, int | None] = dict.fromkeys(MODEL_SPECIALS)
+    config = _read_json(folder / "config.json")
+    for name in MODEL_SPECIALS:
+        value = config.get(f"{name}_token_id")
+        found[name] = value[0] if isinstance(value, list) and value else value if isinstance(value, int) else None
+    vocab = _token_ids(folder)
+    for file in ("tokenizer_config.json", "special_tokens_map.json"):
+        named = _read_json(folder / file)
+        for name in MODEL_SPECIALS:
+            token = named.get(f"{name}_token")
+            token = token.get("content") if isinstance(token, dict) else token
+            if found[name] is None and isinstance(token, str) and token in vocab:
+                found[name] = vocab[token]
+    return found
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise LanganError(f"cannot read {path}: {err}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _token_ids(folder: Path) -> dict[str, int]:
+    """token text -> id of tokenizer.json's added tokens and its model's vocabulary (BPE / WordLevel / WordPiece)."""
+    data = _read_json(folder / "tokenizer.json")
+    vocab = data.get("model", {}).get("vocab", {})
+    out = dict(vocab) if isinstance(vocab, dict) else {}
+    out.update({t["content"]: t["id"] for t in data.get("added_tokens", []) if "content" in t and "id" in t})
+    return out

@@ -76,6 +76,12 @@ class Config:
     train: TrainConfig = opt(TrainConfig(), "training loop")
     eval: EvalConfig = opt(EvalConfig(), "evaluation during training")
 
+    def __post_init__(self) -> None:
+        # a pretrained generator reads text with its own tokenizer, as the oracle source forces its own
+        if self.generator.arch == "hf" and self.data.source != "oracle":
+            self.data.tokenizer = "hf"
+            self.data.tokenizer_path = self.data.tokenizer_path or self.generator.path
+
 
 def checks(cfg: Config) -> list[Check]:
     """Every section's checks, in the order of the sections."""

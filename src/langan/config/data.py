@@ -33,8 +33,9 @@ class OracleConfig:
 @dataclass
 class DataConfig:
     source: str = opt("census-names", "'census-names', 'census-surnames', 'oracle', or a .txt/.tsv/.csv/.jsonl path")
-    tokenizer: str = opt("char", "how text becomes tokens ('oracle' is forced for the oracle source)",
-                         ("char", "word", "bpe"))
+    tokenizer: str = opt("char", "how text becomes tokens ('oracle' is forced for the oracle source; hf, a "
+                         "pretrained model's own tokenizer.json, for generator.arch=hf)", ("char", "word", "bpe", "hf"))
+    tokenizer_path: str = opt("", "hf: the model folder whose tokenizer.json is read (empty = generator.path)")
     vocab_size: int = opt(2000, "BPE only: target vocabulary size including the 4 special tokens")
     min_freq: int = opt(1, "char/word: symbols seen fewer times in training data map to UNK")
     lowercase: bool = opt(False, "lower-case every text when reading (the census sources always are)")
@@ -59,6 +60,9 @@ class DataConfig:
              f"byte symbols and the 4 special tokens before any merge; set data.vocab_size to at least "
              f"{BPE_MIN_VOCAB} (that many = no merges; default 2000)"),
             (self.max_length >= 1, "data.max_length must be at least 1"),
+            (self.tokenizer != "hf" or bool(self.tokenizer_path) or not texts,
+             "data.tokenizer=hf reads a pretrained model's tokenizer.json: set data.tokenizer_path=MODEL_DIR (or use "
+             "generator.arch=hf generator.path=MODEL_DIR, which sets it)"),
             (self.max_length >= 2 or not texts,
              f"data.max_length must be at least 2, got {self.max_length}: a text of n tokens needs n + 1 (its EOS), "
              "so with 1 every text is cut to its first token and the model never learns to end"),

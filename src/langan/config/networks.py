@@ -13,7 +13,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class GeneratorConfig:
-    arch: str = opt("transformer", "generator family", ("transformer", "lstm"))
+    arch: str = opt("transformer", "generator family; hf: a pretrained Hugging Face causal LM from generator.path "
+                    "(its tokenizer becomes the run's; the size settings below do not apply)",
+                    ("transformer", "lstm", "hf"))
+    path: str = opt("", "hf: a local folder saved by transformers' save_pretrained (config.json, *.safetensors, "
+                    "tokenizer.json); read with safetensors only, never with trust_remote_code")
     hidden_size: int = opt(64, "width of embeddings and residual stream (LSTM: state size)")
     intermediate_size: int = opt(256, "transformer MLP width")
     num_layers: int = opt(4, "transformer blocks or stacked LSTM layers")
@@ -32,6 +36,13 @@ class GeneratorConfig:
     def check(self, root: Config) -> list[Check]:
         attention = self.arch == "transformer" and self.num_heads >= 1
         return [
+            (self.arch != "hf" or bool(self.path), "generator.arch=hf needs generator.path=MODEL_DIR (a folder saved "
+             "with save_pretrained)"),
+            (self.arch != "hf" or root.algorithm != "ctrlgen",
+             "algorithm=ctrlgen feeds a latent code into its generator, which a pretrained model has no input for; "
+             "use generator.arch=transformer or lstm"),
+            (self.arch != "hf" or root.data.source != "oracle",
+             "data.source=oracle has its own integer vocabulary, not a pretrained model's; use a text source"),
             *at_least_one({"generator.hidden_size": self.hidden_size,
                            "generator.intermediate_size": self.intermediate_size,
                            "generator.num_layers": self.num_layers, "generator.num_heads": self.num_heads}),
@@ -56,7 +67,10 @@ class DiscConfig:
     """The discriminator of the GAN algorithms (defaults: the last recorded names experiment; the CNN's: RelGAN)."""
 
     arch: str = opt("transformer", "transformer: causal, reads left-padded text, per-prefix or sequence logits; cnn: "
-                    "SeqGAN's / RelGAN's convolutional discriminator, sequence logits only", ("transformer", "cnn"))
+                    "SeqGAN's / RelGAN's convolutional discriminator, sequence logits only; hf: a pretrained model "
+                    "from disc.path (a causal LM or an encoder) with a new scoring head; it must share the run's "
+                    "tokenizer", ("transformer", "cnn", "hf"))
+    path: str = opt("", "hf: the discriminator's local model folder (save_pretrained; safetensors only)")
     hidden_size: int = opt(64, "width of the discriminator transformer (recorded: 64)")
     intermediate_size: int = opt(256, "its MLP width (recorded: 256)")
     num_layers: int = opt(3, "its transformer blocks (recorded: 3)")
@@ -97,6 +111,13 @@ class DiscConfig:
     def _cnn_checks(self, root: Config) -> list[Check]:
         cnn = self.arch == "cnn"
         return [
+            (self.arch != "hf" or bool(self.path), "disc.arch=hf needs disc.path=MODEL_DIR (a folder saved with "
+             "save_pretrained)"),
+            (self.arch != "hf" or root.data.tokenizer == "hf",
+             "disc.arch=hf reads the tokens of its own tokenizer: the run must use it too (generator.arch=hf with a "
+             "model of the same tokenizer, or data.tokenizer=hf data.tokenizer_path=DISC_DIR)"),
+            (self.arch != "hf" or root.algorithm != "ctrlgen",
+             "algorithm=ctrlgen's attribute classifier is a transformer: set disc.arch=transformer"),
             (not cnn or self.output == "sequence",
              "disc.arch=cnn gives sequence logits only: set disc.output=sequence (and reward.mode final, broadcast "
              "or rollout)"),

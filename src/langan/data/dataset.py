@@ -145,7 +145,7 @@ def load_data(cfg: DataConfig, tokenizer: Tokenizer | None = None) -> DataBundle
             tokenizer = OracleTokenizer.of_size(oracle.vocab_size)
         else:
             tokenizer = TOKENIZERS[cfg.tokenizer].fit(texts["train"][0], min_freq=cfg.min_freq,
-                                                      vocab_size=cfg.vocab_size)
+                                                      vocab_size=cfg.vocab_size, path=cfg.tokenizer_path)
     notes = list(corpus.notes)
     splits = {}
     for name, (split_texts, labels) in texts.items():

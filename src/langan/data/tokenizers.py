@@ -1,4 +1,5 @@
-"""Tokenizers: character, word, BPE (Hugging Face `tokenizers`) and the oracle's integer tokens.
+"""Tokenizers: character, word, BPE (Hugging Face `tokenizers`), the oracle's integer tokens, and a pretrained
+model's own tokenizer (`hf`).
 
 All reserve PAD=0, BOS=1, EOS=2, UNK=3. `decode(encode(x)) == x` for every text whose symbols are in
 the vocabulary; `decode` drops PAD/BOS, stops at EOS and shows UNK as U+FFFD, so special tokens never
@@ -11,10 +12,11 @@ import collections
 import json
 import re
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from langan.errors import LanganError
-from langan.tokens import BOS, EOS, PAD, SPECIALS, UNK
+from langan.tokens import BOS, EOS, PAD, SPECIALS, UNK, ForeignVocab, read_model_specials
 
 # Inside the HF BPE tokenizer the specials carry a NUL byte: HF splits input text on special-token strings, and
 # a corpus may well contain a literal "<unk>", but never NUL (the data readers reject it).
@@ -26,6 +28,7 @@ class Tokenizer:
     """Maps text to ids and back; subclasses define `_pieces` and `_join` (or override encode/decode)."""
 
     kind: ClassVar[str] = ""
+    hf_specials: ClassVar[tuple[str, ...]] = SPECIALS  # PAD, BOS, EOS, UNK as written in `to_hf()`
 
     def __init__(self, symbols: Sequence[str]):
         self.itos: list[str] = list(SPECIALS) + list(symbols)
@@ -62,6 +65,24 @@ class Tokenizer:
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "symbols": self.itos[len(SPECIALS):]}
 
+    def to_hf(self) -> Any:
+        """The same tokenizer as a Hugging Face `tokenizers.Tokenizer` with the same ids (PAD/BOS/EOS/UNK = 0..3 as
+        its special tokens), for `langan export --to hf`."""
+        raise LanganError(f"a data.tokenizer={self.kind} vocabulary has no Hugging Face equivalent (its spacing "
+                          "marks); export a run with data.tokenizer=char or bpe")
+
+    def _word_level(self, pre_tokenizer: Any, decoder: Any) -> Any:
+        """A WordLevel tokenizer over this vocabulary (each piece one id) with the given splitting and joining."""
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers import models
+
+        hf = HFTokenizer(models.WordLevel(dict(self.stoi), unk_token=SPECIALS[UNK]))
+        hf.pre_tokenizer = pre_tokenizer
+        if decoder is not None:
+            hf.decoder = decoder
+        hf.add_special_tokens(list(SPECIALS))
+        return hf
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Tokenizer:
         return cls(data["symbols"])
@@ -93,6 +114,12 @@ class CharTokenizer(Tokenizer):
 
     def _join(self, pieces: list[str]) -> str:
         return "".join(pieces)
+
+    def to_hf(self) -> Any:
+        from tokenizers import Regex, decoders, pre_tokenizers
+
+        # every code point its own piece ((?m): "." matches newlines too in Oniguruma), joined without spaces
+        return self._word_level(pre_tokenizers.Split(Regex("(?m)."), behavior="isolated"), decoders.Fuse())
 
 
 _WORD_PIECE = re.compile(r"\w+|[^\w\s]|\s+")
@@ -162,11 +189,17 @@ class OracleTokenizer(Tokenizer):
     def _join(self, pieces: list[str]) -> str:
         return " ".join(pieces)
 
+    def to_hf(self) -> Any:
+        from tokenizers import pre_tokenizers
+
+        return self._word_level(pre_tokenizers.WhitespaceSplit(), None)  # decoding joins with spaces
+
 
 class BPETokenizer(Tokenizer):
     """Byte-level BPE trained with Hugging Face `tokenizers`: any Unicode text round-trips exactly."""
 
     kind = "bpe"
+    hf_specials = HF_SPECIALS
 
     def __init__(self, hf_tokenizer: Any):
         self.hf = hf_tokenizer
@@ -202,6 +235,9 @@ class BPETokenizer(Tokenizer):
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "hf": json.loads(self.hf.to_str())}
 
+    def to_hf(self) -> Any:
+        return self.hf
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BPETokenizer:
         from tokenizers import Tokenizer as HFTokenizer
@@ -209,8 +245,65 @@ class BPETokenizer(Tokenizer):
         return cls(HFTokenizer.from_str(json.dumps(data["hf"])))
 
 
+class ModelTokenizer(Tokenizer):
+    """A pretrained model's own tokenizer (`tokenizer.json` of a Hugging Face folder, read with `tokenizers`),
+    its ids mapped onto langan's: PAD/BOS/EOS/UNK = 0..3 are the model's special tokens, ids 4.. its other tokens
+    in order (`langan.tokens.ForeignVocab` says how a model without PAD, BOS or UNK is mapped). Text is encoded
+    with special-token strings read as text, so a corpus holding a literal "<|endoftext|>" never ends early."""
+
+    kind = "hf"
+
+    def __init__(self, hf_tokenizer: Any, specials: dict[str, int | None]):
+        self.hf = hf_tokenizer
+        self.hf.encode_special_tokens = True  # "<|endoftext|>" in the data is text, not EOS
+        self.vocab = ForeignVocab(hf_tokenizer.get_vocab_size(with_added_tokens=True), dict(specials))
+        self.to_model, self.from_model = self.vocab.to_model, self.vocab.from_model
+        pieces = {i: s for s, i in hf_tokenizer.get_vocab(with_added_tokens=True).items()}
+        self.itos = list(SPECIALS) + [pieces.get(i, "") for i in self.vocab.regular]
+        self.stoi = {s: i for i, s in enumerate(self.itos)}
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> ModelTokenizer:
+        from tokenizers import Tokenizer as HFTokenizer
+
+        path = Path(folder) / "tokenizer.json"
+        if not Path(folder).is_dir():
+            raise LanganError(f"the model folder '{folder}' is not a folder; give a local folder written by "
+                              "save_pretrained")
+        if not path.is_file():
+            raise LanganError(f"'{folder}' has no tokenizer.json; a model folder saved by transformers' "
+                              "save_pretrained of the model and its (fast) tokenizer has one")
+        try:
+            hf = HFTokenizer.from_file(str(path))
+        except Exception as err:  # tokenizers raises plain Exception on a bad file
+            raise LanganError(f"cannot read {path}: {err}") from None
+        return cls(hf, read_model_specials(folder))
+
+    @classmethod
+    def fit(cls, texts: Iterable[str], min_freq: int = 1, path: str = "", **_: Any) -> ModelTokenizer:
+        """A pretrained tokenizer is not fitted: it is read from `path` (data.tokenizer_path)."""
+        return cls.from_folder(path)
+
+    def encode(self, text: str) -> list[int]:
+        from_model = self.from_model
+        return [from_model[i] for i in self.hf.encode(text, add_special_tokens=False).ids]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        to_model = self.to_model
+        return self.hf.decode([to_model[i] for i in self.content_ids(ids)], skip_special_tokens=True)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "hf": json.loads(self.hf.to_str()), "specials": self.vocab.specials}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelTokenizer:
+        from tokenizers import Tokenizer as HFTokenizer
+
+        return cls(HFTokenizer.from_str(json.dumps(data["hf"])), data["specials"])
+
+
 TOKENIZERS: dict[str, type[Tokenizer]] = {
-    t.kind: t for t in (CharTokenizer, WordTokenizer, BPETokenizer, OracleTokenizer)}
+    t.kind: t for t in (CharTokenizer, WordTokenizer, BPETokenizer, OracleTokenizer, ModelTokenizer)}
 
 
 def tokenizer_from_json(data: dict[str, Any]) -> Tokenizer:

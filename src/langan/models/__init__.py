@@ -16,7 +16,12 @@ _ONLY = {"lstm": ("embedding_size",)}  # settings one family has and the others 
 
 
 def build_generator(cfg: Any, vocab_size: int, max_length: int, cond_size: int = 0) -> nn.Module:
-    """A generator from a `generator.*` config section (any object with those attributes)."""
+    """A generator from a `generator.*` config section (any object with those attributes); `arch=hf` loads the
+    pretrained causal LM at `cfg.path`."""
+    if cfg.arch == "hf":
+        from langan.models.hf import HFGenerator  # transformers is an optional extra
+
+        return HFGenerator(cfg.path, vocab_size, max_length)
     kwargs = {name: getattr(cfg, name) for name in (*_GENERATOR_ARGS, *_ONLY.get(cfg.arch, ()))}
     return GENERATORS[cfg.arch](vocab_size=vocab_size, max_length=max_length, cond_size=cond_size, **kwargs)
 

@@ -45,7 +45,11 @@ class TransformerDiscriminator(nn.Module):
 
 def build_discriminator(cfg: Any, vocab_size: int, max_length: int) -> nn.Module:
     """A discriminator from a `disc.*` config section (any object with those attributes): the transformer, or
-    SeqGAN's / RelGAN's CNN (`disc.arch=cnn`)."""
+    SeqGAN's / RelGAN's CNN (`disc.arch=cnn`), or a pretrained model with a new head (`disc.arch=hf`)."""
+    if cfg.arch == "hf":
+        from langan.models.hf import HFDiscriminator  # transformers is an optional extra
+
+        return HFDiscriminator(cfg.path, vocab_size, max_length, cfg.output, cfg.dropout)
     if cfg.arch == "cnn":
         return CNNDiscriminator(vocab_size, max_length, cfg.embedding_size, tuple(cfg.filter_sizes),
                                 tuple(cfg.num_filters), cfg.num_representations, cfg.dropout, cfg.head_size)

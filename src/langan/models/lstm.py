@@ -45,6 +45,10 @@ class LSTMLM(nn.Module):
     def embed_tokens(self, tokens: Tensor) -> Tensor:
         return self.embed(tokens)
 
+    def embed_probs(self, probs: Tensor) -> Tensor:
+        """[B, T, V] relaxed one-hots -> their expected input embedding [B, T, E]."""
+        return probs @ self.embed.weight
+
     def forward(self, tokens: Tensor, cache: LSTMState | None = None, cond: Tensor | None = None,
                 attention_mask: Tensor | None = None) -> tuple[Tensor, LSTMState]:
         """tokens [B, T] -> logits [B, T, V]; cond [B, C]."""

@@ -176,6 +176,10 @@ class TransformerLM(nn.Module):
     def embed_tokens(self, tokens: Tensor) -> Tensor:
         return self.embed(tokens)
 
+    def embed_probs(self, probs: Tensor) -> Tensor:
+        """[B, T, V] relaxed one-hots -> their expected input embedding [B, T, E]."""
+        return probs @ self.embed.weight
+
     def forward(self, tokens: Tensor, cache: KVCache | GradKVCache | None = None, cond: Tensor | None = None,
                 attention_mask: Tensor | None = None) -> tuple[Tensor, KVCache | GradKVCache | None]:
         """tokens [B, T] -> logits [B, T, V] (V = out_size if set).
