@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,plot,sweep]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,plot,sweep,hf]'
 	touch $(STAMP)
 
 # A short version of the REINFORCE GAN preset: MLE pretraining, a few adversarial steps, then samples and

@@ -286,3 +286,34 @@ def test_pickled_weights_and_remote_code_are_refused(names_file: Path, llama_dir
         assert main(["train", preset, *hf_overrides(names_file, folder), "--runs-dir", str(tmp_path)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and words in err, err
+
+
+# ----------------------------------------------------------------------------- the discriminator as a reward
+
+
+def test_discriminator_reward_has_trls_signature_and_scores_what_d_scores(names_file: Path, tmp_path: Path) -> None:
+    from langan.reward import DiscriminatorReward
+    from langan.runs.loading import load_run
+
+    args = [str(REPO / "configs" / "names-reinforce.yaml"),
+            *tiny_overrides(names_file, **{"disc.hidden_size": 16, "disc.intermediate_size": 32, "disc.num_layers": 1,
+                                           "disc.num_heads": 2, "train.pretrain_steps": 2, "train.steps": 3})]
+    run = _train(args, tmp_path, "gan")
+    reward = DiscriminatorReward(run)
+    texts = ["emma", "xqzvxq", "sebastian"]
+    got = reward(prompts=["", "", ""], completions=texts)
+    chat = reward(prompts=None, completions=[[{"role": "assistant", "content": t}] for t in texts])
+    loaded = load_run(run, "latest")
+    rows = torch.stack([torch.tensor([*loaded.data.tokenizer.encode(t), EOS] + [PAD] * (16 - len(t) - 1))
+                        for t in texts])
+    with torch.no_grad():
+        per_step, seq = loaded.algorithm.discriminator()(rows)
+    assert got == chat and len(got) == 3
+    assert torch.allclose(torch.tensor(got), seq.sigmoid(), atol=1e-6)
+    scores = reward.token_scores(texts)
+    assert [len(s) for s in scores] == [len(t) + 1 for t in texts]  # every prefix, EOS included
+    assert torch.allclose(torch.tensor(scores[2]), per_step[2, : len(texts[2]) + 1].sigmoid(), atol=1e-6)
+    assert scores[0][-1] == pytest.approx(got[0], abs=1e-6)  # the last prefix is the whole text
+    mle = _train([str(REPO / "configs" / "names-mle.yaml"), *tiny_overrides(names_file)], tmp_path, "mle")
+    with pytest.raises(LanganError, match="no discriminator"):
+        DiscriminatorReward(mle)

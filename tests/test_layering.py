@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"__main__"},
     {"cli"},
     {"train", "sweeps", "report"},  # beside each other: they use runs and eval, never one another
-    {"eval"},
+    {"eval", "reward"},  # reward: a trained discriminator for other trainers (it loads runs)
     {"runs"},
     {"algorithms"},
     {"models", "data"},

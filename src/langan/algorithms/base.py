@@ -79,6 +79,11 @@ class Algorithm:
         `langan sample --z-interpolate`; only algorithms with a latent z have one."""
         raise LanganError(f"--z-interpolate needs a run with a latent z (algorithm=ctrlgen); this run is {self.name}")
 
+    def discriminator(self) -> nn.Module | None:
+        """The network that tells real text from generated (`langan.reward.DiscriminatorReward` scores with it);
+        None for algorithms without one (MLE; ctrlgen's network classifies attributes instead)."""
+        return None
+
     def disc_accuracy(self, real: Tensor, fake: Tensor) -> float | None:
         """Balanced accuracy of the algorithm's discriminator on real vs generated rows (no BOS, right-padded),
         `disc_acc` in `langan eval`; None for algorithms without a discriminator."""

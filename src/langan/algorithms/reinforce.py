@@ -269,6 +269,9 @@ class Reinforce(Algorithm):
         return pg.masked_mean(losses, mask)
 
     @torch.no_grad()
+    def discriminator(self) -> nn.Module:
+        return self.disc
+
     def disc_accuracy(self, real: Tensor, fake: Tensor) -> float:
         """Balanced accuracy of the discriminator on real vs generated rows (no BOS, right-padded)."""
         self.disc.eval()
