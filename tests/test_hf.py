@@ -68,6 +68,23 @@ def gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BERT encoder (bidirectional) with a char vocabulary framed by [CLS] / [SEP], no BOS / EOS named."""
+    folder = tmp_path_factory.mktemp("bert")
+    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3} | {c: i + 4 for i, c in enumerate(LETTERS)}
+    tok = HFTokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("(?m)."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.add_special_tokens(list(vocab)[:4])
+    _save_tokenizer(tok, folder, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]")
+    torch.manual_seed(0)
+    cfg = transformers.BertConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                  num_attention_heads=2, max_position_embeddings=64, pad_token_id=0)
+    transformers.BertModel(cfg).save_pretrained(str(folder))
+    return folder
+
+
 def hf_overrides(source: Path, model: Path, **extra: object) -> list[str]:
     return tiny_overrides(source, **{"generator.arch": "hf", "generator.path": str(model), **extra})
 
@@ -147,7 +164,9 @@ def test_export_cli_writes_a_folder_transformers_samples_from(names_file: Path, 
     model = transformers.AutoModelForCausalLM.from_pretrained(str(out)).eval()
     tok = transformers.AutoTokenizer.from_pretrained(str(out))
     assert type(model).__name__ == "LlamaForCausalLM" and tok.convert_ids_to_tokens(EOS) == "<eos>"
-    assert tok.decode(tok("emma")["input_ids"]) == "emma"
+    ids = tok("emma")["input_ids"]
+    assert ids[0] == BOS and tok.decode(ids, skip_special_tokens=True) == "emma"
+    assert tok("")["input_ids"] == [BOS]  # an empty prompt starts a sample, as in langan
     out_ids = model.generate(torch.tensor([[BOS]]), max_new_tokens=10, do_sample=True, pad_token_id=PAD)
     assert out_ids.shape[1] >= 2
     # the folder as langan's generator: same logits as the run's own (PAD / BOS logits aside: never targets)
@@ -261,6 +280,24 @@ def test_hf_discriminator_judges_prefixes_of_its_own_tokens(names_file: Path, gp
     d = load_file(str(step_checkpoints(RunDir(run))[-1] / "discriminator.safetensors"))
     assert "head.weight" in d and any(k.startswith("body.") for k in d)
     assert all(m.get("disc/loss", 0) == m.get("disc/loss", 0) for m in _metrics(run))  # no NaN
+
+
+def test_an_encoder_discriminator_judges_whole_sequences_only(names_file: Path, bert_dir: Path, tmp_path: Path,
+                                                               capsys) -> None:
+    """langan's own generator on BERT's tokenizer ([CLS] / [SEP] as BOS / EOS) against BERT with a new head; per-prefix
+    logits from a bidirectional body are refused with one line."""
+    base = [str(REPO / "configs" / "names-reinforce.yaml"), *tiny_overrides(names_file, **{
+        "data.tokenizer": "hf", "data.tokenizer_path": str(bert_dir), "disc.arch": "hf", "disc.path": str(bert_dir),
+        "train.pretrain_steps": 2, "train.steps": 3, "eval.every": 5})]
+    run = _train([*base, "disc.output=sequence", "reward.mode=final"], tmp_path, "bert")
+    d = load_file(str(step_checkpoints(RunDir(run))[-1] / "discriminator.safetensors"))
+    assert any(k.startswith("body.encoder.") for k in d)
+    tok = ModelTokenizer.from_folder(bert_dir)
+    assert tok.to_model[:4] == [0, 2, 3, 1] and tok.decode([BOS, *tok.encode("mila"), EOS]) == "mila"
+    capsys.readouterr()
+    assert main(["train", *base, "--runs-dir", str(tmp_path), "--name", "per-step"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "disc.output=sequence" in err, err
 
 
 # ----------------------------------------------------------------------------- refusals

@@ -115,7 +115,8 @@ class ForeignVocab:
 
 def read_model_specials(folder: str | Path) -> dict[str, int | None]:
     """The special token ids of a Hugging Face model folder: config.json's `*_token_id` (a list: its first), then
-    the tokens named in tokenizer_config.json / special_tokens_map.json, looked up in tokenizer.json."""
+    the tokens named in tokenizer_config.json / special_tokens_map.json (CLS / SEP for BOS / EOS if need be), looked
+    up in tokenizer.json."""
     folder = Path(folder)
     found: dict[str, int | None] = dict.fromkeys(MODEL_SPECIALS)
     config = _read_json(folder / "config.json")
@@ -125,11 +126,13 @@ def read_model_specials(folder: str | Path) -> dict[str, int | None]:
     vocab = _token_ids(folder)
     for file in ("tokenizer_config.json", "special_tokens_map.json"):
         named = _read_json(folder / file)
-        for name in MODEL_SPECIALS:
-            token = named.get(f"{name}_token")
-            token = token.get("content") if isinstance(token, dict) else token
-            if found[name] is None and isinstance(token, str) and token in vocab:
-                found[name] = vocab[token]
+        # an encoder (BERT) frames text as [CLS] ... [SEP]: its CLS / SEP serve as BOS / EOS when it names none
+        for name, keys in (("pad", ("pad",)), ("bos", ("bos", "cls")), ("eos", ("eos", "sep")), ("unk", ("unk",))):
+            for key in keys:
+                token = named.get(f"{key}_token")
+                token = token.get("content") if isinstance(token, dict) else token
+                if found[name] is None and isinstance(token, str) and token in vocab:
+                    found[name] = vocab[token]
     return found
 
 

@@ -4,12 +4,14 @@ langan's transformer is a Llama when its MLP is SwiGLU and it has no learned abs
 (eps 1e-6), RoPE rotating the halves (x[:D/2], x[D/2:]) of each head as Llama's `rotate_half` does, attention
 without biases, `down(silu(gate(x)) * up(x))`. The fused projections are split: qkv rows [0:H) are q, [H:2H) k,
 [2H:3H) v (head-major, as Llama's q/k/v_proj); the MLP's `up` rows [0:I) are the gate and [I:2I) the up
-projection. The tokenizer is written with the same ids, PAD/BOS/EOS/UNK = 0..3 as its special tokens.
+projection. The tokenizer is written with the same ids, PAD/BOS/EOS/UNK = 0..3 as its special tokens, and
+prepends BOS to an encoded text.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -88,8 +90,15 @@ def export_hf(loaded: LoadedRun, out_dir: str | Path) -> Path:
     return out
 
 
-def _save_tokenizer(tf: object, hf_tokenizer: object, tokenizer: Tokenizer, out: Path) -> None:
+def _save_tokenizer(tf: object, hf_tokenizer: Any, tokenizer: Tokenizer, out: Path) -> None:
+    """tokenizer.json and tokenizer_config.json; encoding a text prepends BOS, as langan's generator was trained
+    (Llama's tokenizers do the same), so transformers' generate and TRL can start from a prompt, even an empty one."""
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers.processors import TemplateProcessing
+
     pad, bos, eos, unk = (tokenizer.hf_specials[i] for i in (PAD, BOS, EOS, UNK))
+    hf_tokenizer = HFTokenizer.from_str(hf_tokenizer.to_str())  # a copy: the run's own tokenizer stays as it is
+    hf_tokenizer.post_processor = TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, BOS)])
     fast = tf.PreTrainedTokenizerFast(tokenizer_object=hf_tokenizer, pad_token=pad, bos_token=bos,  # type: ignore[attr-defined]
                                       eos_token=eos, unk_token=unk)
     fast.save_pretrained(str(out))
