@@ -96,10 +96,10 @@ def speed(rounds: int, n: int) -> None:
 
 def report(seeds: list[int], n: int) -> None:
     rows: dict[str, dict[str, list[float]]] = {}
-    for name in ("mle-ft", "adv-ft"):
-        for seed in seeds:
-            run = RUNS / f"{name}-s{seed}"
-            langan("eval", str(run), "--n", str(n), "--metrics", "nll,bleu4,self_bleu4,unique,novelty,disc_acc")
+    for name in ("base-mle", "mle-ft", "adv-ft"):  # base-mle's best checkpoint is the exported model: the start
+        for seed in [0] if name == "base-mle" else seeds:
+            run = RUNS / (name if name == "base-mle" else f"{name}-s{seed}")
+            langan("eval", str(run), "--n", str(n), "--metrics", "nll,bleu4,self_bleu4,unique,novelty")
             result = json.loads((run / "eval.json").read_text())
             for key, value in result.items():
                 if isinstance(value, (int, float)):
@@ -109,7 +109,8 @@ def report(seeds: list[int], n: int) -> None:
                  for k, v in metrics.items() if k in ("nll", "bleu4", "self_bleu4", "unique", "novelty", "disc_acc")]
         print(f"{name}: " + ", ".join(cells))
     figure = REPO / "benchmarks" / "figures" / "hf_frontier.png"
-    out = langan("sweep-temperature", *(str(RUNS / f"{m}-s{seeds[0]}") for m in ("mle-ft", "adv-ft")),
+    runs = [RUNS / "base-mle", *(RUNS / f"{m}-s{seeds[0]}" for m in ("mle-ft", "adv-ft"))]
+    out = langan("sweep-temperature", *map(str, runs),
                  "--temperatures", "0.6:1.4:0.2", "--n", str(n), "--out", str(figure))
     print(out.stdout)
 
