@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from langan import dist
+
 
 def build_optimizer(model: nn.Module, cfg: Any) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices only (not on norms, biases or other vectors)."""
@@ -59,6 +61,28 @@ def apply_schedule(optimizer: torch.optim.Optimizer, cfg: Any, step: int, total_
         group["lr"] = lr
         group["betas"] = (beta1, group["betas"][1])
     return lr, beta1
+
+
+def sync_gradients(model: nn.Module) -> None:
+    """Average the gradients of `model` over the ranks of a torchrun job; nothing in one process.
+
+    Called right before every optimiser step, so whatever several backward passes accumulated (micro-batches,
+    `disc.grad_accumulation` batches) is reduced once, as DDP's `no_sync` would arrange, and gradients that a
+    network received from another network's loss but never steps on (D inside G's step, zeroed there) are never
+    communicated. One flat all-reduce per step; a parameter without a gradient on some rank counts as zero there.
+    """
+    if not dist.active():
+        return
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        return
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float() for p in params])
+    dist.all_reduce_sum_(flat).div_(dist.world_size())
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset:offset + n].view_as(p).to(p.dtype)
+        offset += n
 
 
 def clip_gradients(model: nn.Module, max_norm: float) -> torch.Tensor:

@@ -15,7 +15,7 @@ from langan.config import Config
 from langan.data.batching import Batch
 from langan.data.dataset import DataBundle, Split
 from langan.errors import LanganError
-from langan.optim import clip_gradients
+from langan.optim import clip_gradients, sync_gradients
 
 
 class Algorithm:
@@ -99,13 +99,14 @@ class Algorithm:
         return {}
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.device.type == "cuda" and self.cfg.train.dtype == "bfloat16":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.cfg.train.dtype == "bfloat16" and self.device.type in ("cuda", "cpu"):
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def optimizer_step(self, opt: torch.optim.Optimizer, network: nn.Module, name: str, max_norm: float) -> Tensor:
         """Clip and step. A non-finite gradient norm (NaN/Inf in a loss or gradient) skips the step
         instead: gradients dropped, weights and optimiser state untouched, counted. Returns the norm."""
+        sync_gradients(network)  # under torchrun: the mean over ranks, so every rank takes the same step
         norm = clip_gradients(network, max_norm)
         if bool(torch.isfinite(norm)):  # one host sync per optimiser step: the price of never applying NaN
             opt.step()
@@ -115,6 +116,14 @@ class Algorithm:
             self.skipped_steps += 1
             self.consecutive_skips[name] = self.consecutive_skips.get(name, 0) + 1
         return norm
+
+    def local_state(self) -> dict[str, Any]:
+        """What differs between the ranks of a torchrun job besides their RNG (weights and optimisers are the same
+        on every rank): saved for each rank, so a resume is exact there too. Default: nothing."""
+        return {}
+
+    def load_local_state(self, state: dict[str, Any]) -> None:
+        """Restore `local_state()` of this rank after `load_state_dict` (which holds rank 0's)."""
 
     def guard_state(self) -> dict[str, Any]:
         return {"skipped_steps": self.skipped_steps, "consecutive_skips": dict(self.consecutive_skips)}

@@ -290,6 +290,16 @@ class Reinforce(Algorithm):
             "pretrain_optimizer": self.pre_opt.state_dict(), "disc_optimizer": self.disc_opt.state_dict(),
             "baseline": self.baseline.state_dict(), "disc_batches": self.disc_batches, "disc_grads": pending}
 
+    def local_state(self) -> dict[str, Any]:
+        """Each rank's baseline follows its own samples' returns, and accumulates its own D gradients."""
+        full = self.state_dict()
+        return {"baseline": full["baseline"], "disc_grads": full["disc_grads"]}
+
+    def load_local_state(self, state: dict[str, Any]) -> None:
+        self.baseline.load_state_dict(state["baseline"])
+        for p, g in zip(self.disc.parameters(), state["disc_grads"], strict=False):
+            p.grad = None if g is None else g.to(p.device)
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step_count = int(state["step_count"])
         self.opt.load_state_dict(state["gen_optimizer"])

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from langan.cli.arguments import positive_int
+from langan.cli.launch import relaunch, under_torchrun, without_nproc
 from langan.errors import LanganError
 
 
@@ -34,17 +35,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=positive_int, default=1, help="with --seeds: runs in parallel processes")
     p.add_argument("--stop-after", type=positive_int, metavar="N",
                    help="stop (with a checkpoint) after step N; --resume continues")
+    p.add_argument("--nproc", type=positive_int, default=1, metavar="N",
+                   help="train one run in N processes (torchrun, DDP over gloo on CPU / NCCL on GPUs): each takes "
+                   "1/N of every train.batch_size batch; same as `torchrun --nproc_per_node N -m langan train ...`")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def run(args: argparse.Namespace) -> int:
+    from langan import dist
     from langan.config import load_config
     from langan.train import session as sessions
 
     if args.config and "=" in args.config and not Path(args.config).exists():  # only overrides, no preset
         args.overrides, args.config = [args.config, *args.overrides], None
     if args.seeds:
+        if args.nproc > 1:
+            raise LanganError("--seeds runs one process per seed; it does not combine with --nproc")
         return _train_seeds(args)
+    if args.nproc > 1 and not under_torchrun():
+        return _launch(args)
     if args.resume:
         if args.config or args.overrides:
             raise LanganError("--resume continues a run with its own recorded config; drop CONFIG and overrides "
@@ -62,14 +71,37 @@ def run(args: argparse.Namespace) -> int:
         name = args.name or _next_name(runs_dir, Path(args.config).stem if args.config else cfg.algorithm)
         s = sessions.new_session(cfg, runs_dir / name, overwrite=args.overwrite, argv=args.argv, quiet=args.quiet,
                                  preset=Path(args.config).stem if args.config else None, compare_to=args.compare_to)
-    for line in ([] if args.quiet else s.describe()) + s.change_lines():  # changes are shown even when quiet
-        print(line, file=sys.stderr)
-    status = s.train(stop_after=args.stop_after)  # records how it ended, then releases the run's lock
+    main = dist.is_main()  # under torchrun rank 0 alone speaks
+    for line in ([] if args.quiet or not main else s.describe()) + (s.change_lines() if main else []):
+        print(line, file=sys.stderr)  # changes are shown even when quiet
+    try:
+        status = s.train(stop_after=args.stop_after)  # records how it ended, then releases the run's lock
+    except RuntimeError as err:  # a collective failed: another process of this run died
+        if not dist.active():
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise LanganError(f"rank {dist.rank()} lost another process of this run ({first[:160]}); the last "
+                          f"checkpoint is intact. Resume with: langan train --resume {s.run.path} "
+                          f"--nproc {dist.world_size()}") from None
+    if not main:
+        return 0
     t = s.trainer
     print(f"{status}: {t.step}/{t.total_steps} steps in {t.elapsed:.0f}s training time "
           f"({t.tokens_seen / max(t.elapsed, 1e-9):,.0f} tokens/s), best valid nll {t.best_valid_nll:.4f} "
           f"-> {s.run.path}")
     return 0
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """`langan train ... --nproc N` -> torchrun with N processes of the same command (the run's name fixed here, so
+    the resume line can name it)."""
+    argv = without_nproc(args.argv[1:])
+    run_dir = Path(args.resume) if args.resume else None
+    if run_dir is None:
+        name = args.name or _next_name(Path(args.runs_dir), Path(args.config).stem if args.config else "run")
+        argv = argv if args.name else [*argv, "--name", name]
+        run_dir = Path(args.runs_dir) / name
+    return relaunch(argv, args.nproc, f"langan train --resume {run_dir} --nproc {args.nproc}")
 
 
 def _next_name(runs_dir: Path, stem: str) -> str:

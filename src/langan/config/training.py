@@ -32,7 +32,14 @@ class TrainConfig:
     length_grouping: int = opt(0, "batch rows of similar length: sort each window of this many batches by "
                                "length, then shuffle the batches (0 = off; fewer PAD positions computed)")
     device: str = opt("auto", "'auto' (cuda if available), 'cpu', 'cuda', 'cuda:N'")
-    dtype: str = opt("float32", "autocast dtype for forward passes on CUDA", ("float32", "bfloat16"))
+    dtype: str = opt("float32", "autocast dtype of forward passes (bfloat16: on CUDA, and on CPUs with bf16 "
+                     "units; weights and optimiser state stay float32)", ("float32", "bfloat16"))
+    compile: bool = opt(False, "torch.compile the networks' forward passes (dynamic shapes; the first steps are "
+                        "slow while it compiles)")
+    compile_backend: str = opt("inductor", "torch.compile backend: inductor (fast kernels; on CPU it needs a C++ "
+                               "compiler), aot_eager (no compiler: checks the graphs)", ("inductor", "aot_eager"))
+    tf32: bool = opt(True, "CUDA: float32 matmuls and convolutions in TF32 (Ampere and later; about 1e-3 relative "
+                     "error, several times faster)")
     threads: int = opt(0, "torch CPU threads (0 = torch's default)")
     checkpoint_every: int = opt(0, "write a checkpoint every N steps (0 = at every evaluation)")
     keep_checkpoints: int = opt(2, "how many recent step-N checkpoints to keep (the best one is kept apart)")

@@ -30,6 +30,14 @@ class Batch:
     def targets(self) -> Tensor:  # [B, T]
         return self.tokens[:, 1:]
 
+    def shard(self, rank: int, world_size: int) -> Batch:
+        """Rank `rank`'s rows (every world_size-th, from `rank`) of this global batch. Its per-token loss divides by
+        the global batch's divisor / world_size, so the mean of the ranks' gradients is the global batch's gradient:
+        N processes with global batch B take the step one process takes with B."""
+        rows = slice(rank, None, world_size)
+        divisor = float((self.targets != PAD).sum().clamp(min=1)) if self.loss_norm is None else self.loss_norm
+        return Batch(trim(self.tokens[rows]), self.index[rows], divisor / world_size)
+
 
 def loss_mask(targets: Tensor) -> Tensor:
     """[B, T] bool: True where a target counts in a loss (content or EOS), False on PAD."""

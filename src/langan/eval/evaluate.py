@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from langan import dist
 from langan.data.batching import trim
 from langan.errors import LanganError
 from langan.eval import learned
@@ -52,7 +53,8 @@ def evaluate_run(run_dir: str, n: int = 1000, temperature: float = 1.0, top_p: f
     results |= {"n_samples": n, "temperature": temperature, "top_p": top_p, "top_k": top_k, "seed": seed,
                 "checkpoint": loaded.checkpoint.name, "step": loaded.trainer_state.get("step"),
                 "test_examples": len(loaded.data.test), "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    atomic_write_text(loaded.run.eval_path, json.dumps(results, indent=2) + "\n")
+    if dist.is_main():
+        atomic_write_text(loaded.run.eval_path, json.dumps(results, indent=2) + "\n")
     return results
 
 
@@ -91,7 +93,7 @@ def _evaluate_generator(loaded: LoadedRun, gen: nn.Module, names: list[str], set
     n = settings["n"]
     samples = draw_samples(gen, data.tokenizer, n, data.max_length, seed=settings["seed"],
                            temperature=settings["temperature"], top_p=settings["top_p"], top_k=settings["top_k"],
-                           cond=algorithm.cond_for(n), allow_eos=data.oracle is None)
+                           cond=algorithm.cond_for(n), allow_eos=data.oracle is None, across_ranks=True)
     reference = reference_for(data, "test")
     results |= compute_sample_metrics(sample_names, samples, reference)
     disc_acc = algorithm.disc_accuracy(trim(data.test.tokens[:, 1:]), samples.tokens) if len(data.test) and n else None
@@ -113,7 +115,8 @@ def attribute_metrics(loaded: LoadedRun, settings: dict[str, Any]) -> dict[str, 
             seed = settings["seed"] + 1000 * (a + 1) + v
             drawn = draw_samples(algorithm.generator, data.tokenizer, n, data.max_length, seed=seed,
                                  temperature=settings["temperature"], top_p=settings["top_p"],
-                                 top_k=settings["top_k"], cond=algorithm.cond_for(n, seed, {column: value}))
+                                 top_k=settings["top_k"], cond=algorithm.cond_for(n, seed, {column: value}),
+                                 across_ranks=True)
             by_value[(a, v)] = drawn.tokens
             texts += drawn.texts
     novelty = sum(t not in data.train_set for t in texts) / max(len(texts), 1)

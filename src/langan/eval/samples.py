@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from langan import dist
 from langan.data.tokenizers import Tokenizer
 from langan.generation import sample
 
@@ -28,8 +29,19 @@ class Samples:
 
 def draw_samples(model: nn.Module, tokenizer: Tokenizer, n: int, max_length: int, seed: int,
                  temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0, batch_size: int = 500,
-                 cond: Tensor | None = None, allow_eos: bool = True) -> Samples:
-    """n samples; a private generator seeded with `seed` leaves the global RNG untouched."""
+                 cond: Tensor | None = None, allow_eos: bool = True, across_ranks: bool = False) -> Samples:
+    """n samples; a private generator seeded with `seed` leaves the global RNG untouched.
+
+    `across_ranks` (langan eval, sweep-temperature): under torchrun every rank calls this and the n samples are
+    split between the ranks (rank r draws rows r, r + W, ... from the seed `seed + r * SHARD_SEED_STRIDE`) and
+    gathered, so every rank returns the same n samples. Otherwise (e.g. rank 0 evaluating during training) this
+    process draws all n."""
+    args = (model, tokenizer, n, max_length, seed, temperature, top_p, top_k, batch_size, cond, allow_eos)
+    return _draw_in_parallel(*args) if across_ranks and dist.active() else _draw(*args)
+
+
+def _draw(model: nn.Module, tokenizer: Tokenizer, n: int, max_length: int, seed: int, temperature: float,
+          top_p: float, top_k: int, batch_size: int, cond: Tensor | None, allow_eos: bool) -> Samples:
     device = next(model.parameters()).device
     g = torch.Generator(device=device).manual_seed(seed)
     parts = []
@@ -44,3 +56,25 @@ def draw_samples(model: nn.Module, tokenizer: Tokenizer, n: int, max_length: int
     tokens = torch.cat([p.tokens for p in parts]).cpu()
     return Samples([tokenizer.decode(row) for row in tokens.tolist()], tokens,
                    torch.cat([p.lengths for p in parts]).cpu(), torch.cat([p.ended for p in parts]).cpu())
+
+
+SHARD_SEED_STRIDE = 1_000_003
+
+
+def _draw_in_parallel(model: nn.Module, tokenizer: Tokenizer, n: int, max_length: int, seed: int,
+                      temperature: float, top_p: float, top_k: int, batch_size: int, cond: Tensor | None,
+                      allow_eos: bool) -> Samples:
+    import torch.distributed
+
+    rank, world = dist.rank(), dist.world_size()
+    rows = torch.arange(rank, n, world)  # this rank's rows of the n
+    mine = _draw(model, tokenizer, len(rows), max_length, seed + rank * SHARD_SEED_STRIDE, temperature, top_p, top_k,
+                 batch_size, None if cond is None else cond[rows], allow_eos)
+    shards: list[object] = [None] * world
+    torch.distributed.all_gather_object(shards, (rows, mine.tokens, mine.lengths, mine.ended))
+    width = max(int(s[1].shape[1]) for s in shards)  # type: ignore[index]
+    tokens = torch.zeros(n, width, dtype=torch.long)
+    lengths, ended = torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.bool)
+    for index, t, length, end in shards:  # type: ignore[misc]
+        tokens[index, : t.shape[1]], lengths[index], ended[index] = t, length, end
+    return Samples([tokenizer.decode(row) for row in tokens.tolist()], tokens, lengths, ended)

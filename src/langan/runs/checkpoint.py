@@ -83,8 +83,9 @@ def _write_files(folder: Path, networks: dict[str, torch.nn.Module], state: dict
 
 
 def save_checkpoint(run: RunDir, name: str, networks: dict[str, torch.nn.Module], algorithm_state: dict[str, Any],
-                    trainer_state: dict[str, Any]) -> Path:
-    """Write checkpoints/<name>/ atomically (replacing an older one of that name)."""
+                    trainer_state: dict[str, Any], ranks: list[dict[str, Any]] | None = None) -> Path:
+    """Write checkpoints/<name>/ atomically (replacing an older one of that name). `ranks`: under torchrun, each
+    rank's {"rng", "local"} state in rank order (state.pt then records the world size)."""
     root = run.checkpoints_dir
     final, tmp = root / name, root / f".tmp-{name}-{os.getpid()}"
     try:
@@ -92,7 +93,10 @@ def save_checkpoint(run: RunDir, name: str, networks: dict[str, torch.nn.Module]
         for stale in root.glob(".tmp-*"):  # left by a process killed mid-save (one writer per run at a time)
             shutil.rmtree(stale, ignore_errors=True)
         tmp.mkdir()
-        _write_files(tmp, networks, {"algorithm": algorithm_state, "rng": capture_rng()}, trainer_state)
+        state = {"algorithm": algorithm_state, "rng": capture_rng()}
+        if ranks is not None:
+            state |= {"world_size": len(ranks), "ranks": ranks}
+        _write_files(tmp, networks, state, trainer_state)
         if final.exists():  # swap; a crash between the two renames leaves .old-<name> for find_checkpoint
             old = root / f".old-{name}"
             shutil.rmtree(old, ignore_errors=True)

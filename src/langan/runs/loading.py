@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from langan import dist
 from langan.algorithms import ALGORITHMS, build_algorithm
 from langan.algorithms.base import Algorithm
 from langan.config import Config, load_config
@@ -40,7 +41,13 @@ def setup_torch(cfg: Config) -> torch.device:
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     torch.set_flush_denormal(True)
-    return resolve_device(cfg.train.device)
+    device = resolve_device(cfg.train.device)
+    if dist.launched() and device.type == "cuda":  # under torchrun each rank takes its own GPU
+        device = resolve_device(f"cuda:{dist.local_rank()}")
+    if device.type == "cuda" and cfg.train.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    dist.init(device)
+    return device
 
 
 def load_run_inputs(run: RunDir, overrides: list[str] | None = None) -> tuple[Config, DataBundle, torch.device]:
@@ -65,7 +72,16 @@ def restore_algorithm(cfg: Config, data: DataBundle, device: torch.device, path:
     algorithm = build_algorithm(cfg, data, device, 1)
     state, trainer_state = checkpoint.load_checkpoint(path, algorithm.networks())
     algorithm.load_state_dict(state["algorithm"])
+    compile_networks(cfg, algorithm)
     return algorithm, state, trainer_state
+
+
+def compile_networks(cfg: Config, algorithm: Algorithm) -> None:
+    """`train.compile`: each network's forward compiled in place (`nn.Module.compile`, so its state_dict keys and
+    checkpoints stay the same), with dynamic shapes: sample lengths and cache positions vary from call to call."""
+    if cfg.train.compile:
+        for network in algorithm.networks().values():
+            network.compile(backend=cfg.train.compile_backend, dynamic=True)
 
 
 @dataclass

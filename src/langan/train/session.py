@@ -10,14 +10,15 @@ import random
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
+from langan import dist
 from langan.algorithms import ALGORITHMS, build_algorithm
 from langan.algorithms.base import Algorithm
 from langan.config import Config, config_changes, flatten, save_config, to_dict, validate
@@ -25,7 +26,13 @@ from langan.data.dataset import DataBundle, load_data
 from langan.errors import LanganError
 from langan.models import count_parameters
 from langan.runs import checkpoint, records
-from langan.runs.loading import copy_generator_from, load_run_inputs, restore_algorithm, setup_torch
+from langan.runs.loading import (
+    compile_networks,
+    copy_generator_from,
+    load_run_inputs,
+    restore_algorithm,
+    setup_torch,
+)
 from langan.runs.lock import check_free
 from langan.runs.rundir import RunDir, start_meta
 from langan.train.trainer import Trainer
@@ -35,6 +42,37 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+T = TypeVar("T")
+RANK_SEED_STRIDE = 1_000_003  # rank r > 0 of a torchrun job samples from seed + r * this (a prime: no overlap)
+
+
+def seed_rank(seed: int) -> None:
+    """After the networks are built (the same initial weights on every rank): each rank > 0 its own random
+    stream, so the ranks draw different samples, rollouts and dropout masks; rank 0 keeps the seed's."""
+    if dist.rank() > 0:
+        seed_everything(seed + dist.rank() * RANK_SEED_STRIDE)
+
+
+def _rank0_first(make: Callable[[], T]) -> T | None:
+    """`make()` on rank 0 (it writes the run directory) while the other ranks wait for its outcome; they fail with
+    rank 0's error line when it failed, so no rank is left waiting in a collective. In one process: `make()`."""
+    if not dist.is_main():
+        message = dist.broadcast(None)
+        if message is not None:
+            raise LanganError(message)
+        return None
+    try:
+        out = make()
+    except LanganError as err:
+        dist.broadcast(str(err))
+        raise
+    except BaseException:
+        dist.broadcast("rank 0 failed while setting up the run; its output says why")
+        raise
+    dist.broadcast(None)
+    return out
 
 
 def total_steps(cfg: Config, n_train: int) -> int:
@@ -76,15 +114,18 @@ class Session:
     def train(self, stop_after: int | None = None) -> str:
         """Fit, record how it ended in meta.json (finished / stopped / crashed), then release the run's lock:
         the last write happens under it. Returns the Trainer's status."""
+        main = dist.is_main()  # rank 0 alone writes the run directory
         try:
             try:
                 status = self.trainer.fit(stop_after=stop_after)
             except BaseException as err:
-                self.run.update_meta(status="crashed", error=f"{type(err).__name__}: {err}",
-                                     finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), steps_done=self.trainer.step)
+                if main:
+                    self.run.update_meta(status="crashed", error=f"{type(err).__name__}: {err}",
+                                         finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), steps_done=self.trainer.step)
                 raise
-            self.run.update_meta(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                 steps_done=self.trainer.step)
+            if main:
+                self.run.update_meta(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                     steps_done=self.trainer.step)
             return status
         finally:
             self.close()
@@ -124,22 +165,33 @@ def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv:
     algorithm = build_algorithm(cfg, data, device, steps)  # before the run directory: a failure leaves none
     init = copy_generator_from(cfg.train.init_from, algorithm.gen, data, cfg.train.init_checkpoint) \
         if cfg.train.init_from else None
-    against = RunDir.open(compare_to) if compare_to else records.previous_run(Path(run_dir).parent, preset)
-    previous = (against.name, records.read_config(against)) if against is not None else None  # read before overwrite
-    run = RunDir.create(run_dir, overwrite, argv)  # locked; only then is an --overwrite emptied
+    compile_networks(cfg, algorithm)
+    seed_rank(cfg.train.seed)
+
+    def create() -> tuple[RunDir, dict[str, Any] | None]:
+        against = RunDir.open(compare_to) if compare_to else records.previous_run(Path(run_dir).parent, preset)
+        previous = (against.name, records.read_config(against)) if against is not None else None  # before overwrite
+        run = RunDir.create(run_dir, overwrite, argv)  # locked; only then is an --overwrite emptied
+        with _unlocked_on_error(run):
+            save_config(cfg, run.config_path)
+            run.tokenizer_path.write_text(json.dumps(data.tokenizer.to_json()), encoding="utf-8")
+            start_meta(run, to_dict(cfg), str(device), argv)
+            run.update_meta(data_fingerprint=data.fingerprint(), data_notes=data.notes, total_steps=steps,
+                            num_parameters=count_parameters(algorithm.generator), world_size=dist.world_size())
+            if init is not None:
+                run.update_meta(init_from=str(init))
+            changes = None
+            if previous is not None:
+                changes = {"against": previous[0],
+                           "changed": [list(c) for c in config_changes(previous[1], to_dict(cfg))]}
+            run.update_meta(preset=preset, changes=changes)
+        return run, changes
+
+    created = _rank0_first(create)
+    run, changes = created or (RunDir(dist.broadcast(None)), None)  # the other ranks: rank 0's run directory
+    if created and dist.active():
+        dist.broadcast(str(run.path))
     with _unlocked_on_error(run):
-        save_config(cfg, run.config_path)
-        run.tokenizer_path.write_text(json.dumps(data.tokenizer.to_json()), encoding="utf-8")
-        start_meta(run, to_dict(cfg), str(device), argv)
-        run.update_meta(data_fingerprint=data.fingerprint(), num_parameters=count_parameters(algorithm.generator),
-                        data_notes=data.notes, total_steps=steps)
-        if init is not None:
-            run.update_meta(init_from=str(init))
-        changes = None
-        if previous is not None:
-            changes = {"against": previous[0],
-                       "changed": [list(c) for c in config_changes(previous[1], to_dict(cfg))]}
-        run.update_meta(preset=preset, changes=changes)
         trainer = Trainer(cfg, run, data, algorithm, steps, quiet=quiet)
     return Session(cfg, run, data, algorithm, trainer, changes)
 
@@ -169,7 +221,8 @@ def resume_session(run_dir: str | Path, steps: int | None = None, argv: list[str
     """Rebuild a run from its own files and restore its latest whole checkpoint, RNG included. The run's lock
     is held from here until `Session.train()` ends (or `Session.close()`)."""
     run = RunDir.open(run_dir)
-    run.lock_for_writing(argv)  # a live writer is named here; a lock left by a killed one is taken over
+    if dist.launch_rank() == 0:  # the other ranks of a torchrun job only read the run (the group is not joined yet)
+        run.lock_for_writing(argv)  # a live writer is named here; a lock left by a killed one is taken over
     with _unlocked_on_error(run):
         return _resume_locked(run, steps, argv, force, quiet)
 
@@ -193,11 +246,31 @@ def _resume_locked(run: RunDir, steps: int | None, argv: list[str] | None, force
     if trainer.step >= total:
         raise LanganError(f"run '{run.path}' already finished {trainer.step} of {total} steps; "
                           f"continue it with `langan train --resume {run.path} --steps N` (N > {trainer.step})")
-    checkpoint.restore_rng(state["rng"])
-    if steps:
-        save_config(cfg, run.config_path)  # the new horizon is part of the run's record
-    resumes = [*meta.get("resumes", []), {"from": path.name, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                          "command": " ".join(sys.argv if argv is None else argv),
-                                          "total_steps": total}]
-    run.update_meta(status="running", pid=os.getpid(), host=socket.gethostname(), resumes=resumes, total_steps=total)
+    _restore_rank_state(run, state, algorithm, cfg.train.seed)
+    if dist.is_main():
+        if steps:
+            save_config(cfg, run.config_path)  # the new horizon is part of the run's record
+        resumes = [*meta.get("resumes", []), {"from": path.name, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                              "command": " ".join(sys.argv if argv is None else argv),
+                                              "total_steps": total, "world_size": dist.world_size()}]
+        run.update_meta(status="running", pid=os.getpid(), host=socket.gethostname(), resumes=resumes,
+                        total_steps=total)
     return Session(cfg, run, data, algorithm, trainer)
+
+
+def _restore_rank_state(run: RunDir, state: dict[str, Any], algorithm: Algorithm, seed: int) -> None:
+    """This rank's RNG (and local algorithm state) from the checkpoint. With the world size it was saved with the
+    resume is exact; with another one the run continues with the same global batch, but the ranks' random streams
+    cannot be those of an uninterrupted run (rank 0 keeps its own, new ranks start from their seeds): said once."""
+    saved = state.get("ranks") or [{"rng": state["rng"], "local": algorithm.local_state()}]
+    here, r = dist.world_size(), dist.rank()
+    if len(saved) != here and dist.is_main():
+        print(f"note: run '{run.path}' was saved by {len(saved)} process(es) and resumes on {here}: the global batch "
+              "is kept, but the sampling streams differ, so it will not match an uninterrupted run bit for bit",
+              file=sys.stderr)
+    if r < len(saved):
+        checkpoint.restore_rng(saved[r]["rng"])
+        if r > 0:
+            algorithm.load_local_state(saved[r]["local"])
+    else:
+        seed_rank(seed)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from langan import __version__
+from langan import __version__, dist
 from langan.algorithms.base import Algorithm
 from langan.config import Config, flatten, to_dict
 from langan.data.batching import BatchIterator
@@ -43,6 +43,7 @@ class Trainer:
         self.early_stopped = False
         self.out_of_time = False  # stopped by train.time_budget
         self._stop_signal: int | None = None
+        self.rank, self.world_size = dist.rank(), dist.world_size()  # rank 0 alone writes the run directory
 
     # ------------------------------------------------------------------ state
 
@@ -64,30 +65,43 @@ class Trainer:
         self.evals_since_best = int(state.get("evals_since_best", 0))
 
     def save(self, name: str | None = None) -> None:
-        checkpoint.save_checkpoint(self.run, name or f"step-{self.step}", self.algorithm.networks(),
-                                   self.algorithm.state_dict(), self.state_dict())
-        if name is None:
-            checkpoint.prune(self.run, self.cfg.train.keep_checkpoints)
+        """Every rank calls it (the ranks' RNG and local state go to rank 0, which writes the checkpoint)."""
+        ranks = dist.gather({"rng": checkpoint.capture_rng(), "local": self.algorithm.local_state()}) \
+            if self.world_size > 1 else None
+        if self.rank == 0:
+            checkpoint.save_checkpoint(self.run, name or f"step-{self.step}", self.algorithm.networks(),
+                                       self.algorithm.state_dict(), self.state_dict(), ranks=ranks)
+            if name is None:
+                checkpoint.prune(self.run, self.cfg.train.keep_checkpoints)
 
     # ------------------------------------------------------------------ evaluation
 
-    def evaluate(self, logger: MetricsLogger, progress: Progress) -> dict[str, float]:
+    def evaluate(self, logger: MetricsLogger | None, progress: Progress) -> None:
+        """Rank 0 evaluates; every rank then learns whether the validation NLL improved (all save `best` then)."""
+        improved = self._evaluate(logger, progress) if self.rank == 0 else False
+        improved, self.evals_since_best, self.best_valid_nll = dist.broadcast(
+            (improved, self.evals_since_best, self.best_valid_nll))
+        if improved:
+            self.save("best")
+
+    def _evaluate(self, logger: MetricsLogger, progress: Progress) -> bool:
         results, lines = evaluate_during_training(self.cfg, self.data, self.algorithm, self.step)
         (self.run.samples_dir / f"step-{self.step}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
         logger.log(self.step, results)
         logger.log_text("samples", "\n\n".join(f"`{line}`" for line in lines), self.step)
         self.last_eval = results
+        improved = False
         if "eval/nll" in results:  # no validation split: nothing to select or early-stop on
-            if results["eval/nll"] < self.best_valid_nll:
+            improved = results["eval/nll"] < self.best_valid_nll
+            if improved:
                 self.best_valid_nll = results["eval/nll"]
                 self.evals_since_best = 0
-                self.save("best")
             else:
                 self.evals_since_best += 1
         summary = " ".join(f"{k[5:]} {v:.4f}" for k, v in results.items())
         shown = ", ".join(line.split("\t", 1)[1] for line in lines[:6])
         progress.write(f"step {self.step}: {summary} | {shown}")
-        return results
+        return improved
 
     # ------------------------------------------------------------------ the loop
 
@@ -131,24 +145,27 @@ class Trainer:
     def fit(self, stop_after: int | None = None) -> str:
         """Train until total_steps (or stop_after, or a signal). Returns 'finished' or 'stopped'."""
         tcfg = self.cfg.train
-        logger = MetricsLogger(self.run, resume_step=self.step)
-        progress = Progress(self.total_steps, self.step, quiet=self.quiet)
+        main = self.rank == 0
+        logger = MetricsLogger(self.run, resume_step=self.step) if main else None
+        progress = Progress(self.total_steps, self.step, quiet=self.quiet or not main)
         t_log, tokens_log, step_log = time.perf_counter(), 0, self.step
         try:
             with self._stop_on_signals():
                 while self.step < self.total_steps:
                     t0 = time.perf_counter()
-                    batch = next(self.batches)
-                    metrics = self.algorithm.step(batch)
+                    batch = next(self.batches)  # the global batch; each rank steps on its own shard of it
+                    shard = batch.shard(self.rank, self.world_size) if self.world_size > 1 else batch
+                    metrics = self.algorithm.step(shard)
                     self.step += 1
                     self._check_finite()
                     n_tokens = int((batch.targets != PAD).sum())
                     self.tokens_seen += n_tokens
                     tokens_log += n_tokens
                     self.elapsed += time.perf_counter() - t0
-                    out_of_time = 0 < tcfg.time_budget <= self.elapsed
+                    signalled, out_of_time = dist.any_rank(self._stop_signal is not None,
+                                                           0 < tcfg.time_budget <= self.elapsed)
                     last = self.step == self.total_steps or out_of_time
-                    stop = self._stop_signal is not None or self.step == stop_after
+                    stop = signalled or self.step == stop_after
                     if self.step % tcfg.log_every == 0 or last:
                         now = time.perf_counter()
                         values = {k: float(v) for k, v in metrics.items()}
@@ -156,7 +173,9 @@ class Trainer:
                         values["train/tokens_per_s"] = tokens_log / max(now - t_log, 1e-9)
                         values["train/steps_per_s"] = (self.step - step_log) / max(now - t_log, 1e-9)
                         t_log, tokens_log, step_log = now, 0, self.step
-                        logger.log(self.step, values)
+                        values = dist.mean_values(values)  # every rank's metrics, averaged
+                        if logger is not None:
+                            logger.log(self.step, values)
                         shown = {k.replace("/", "_"): v for k, v in values.items()
                                  if k.endswith("/loss") or k == "reward/mean"}
                         progress.update(self.step, shown | {"tok/s": int(values["train/tokens_per_s"])})
@@ -170,8 +189,9 @@ class Trainer:
                     ckpt_due = self.step % tcfg.checkpoint_every == 0 if tcfg.checkpoint_every else eval_due
                     if ckpt_due or last or stop:
                         self.save()
-                        self.run.update_meta(steps_done=self.step, best_valid_nll=self.best_valid_nll,
-                                             last_eval=self.last_eval)
+                        if main:
+                            self.run.update_meta(steps_done=self.step, best_valid_nll=self.best_valid_nll,
+                                                 last_eval=self.last_eval)
                     if out_of_time and self.step < self.total_steps:
                         progress.write(f"time budget reached at step {self.step}: {self.elapsed:.0f} s of training "
                                        f"(train.time_budget={tcfg.time_budget:g})")
@@ -180,9 +200,10 @@ class Trainer:
                     if stop:
                         break
         finally:
-            logger.close()
+            if logger is not None:
+                logger.close()
             progress.close()
-        if self._stop_signal is not None:
+        if self._stop_signal is not None and main:
             name = signal.Signals(self._stop_signal).name
             print(f"stopped by {name} at step {self.step}; checkpoint written. "  # shown even with --quiet
                   f"Resume with: langan train --resume {self.run.path}", file=sys.stderr)
