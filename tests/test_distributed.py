@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -146,3 +147,43 @@ def test_resuming_on_another_world_size_continues_and_says_so(names_file: Path, 
     ok(proc)
     assert "saved by 2 process(es) and resumes on 1" in proc.stderr
     assert step_checkpoints(RunDir(tmp_path / "r"))[-1].name == "step-4"
+
+
+def test_eval_splits_its_samples_across_ranks(names_file: Path, tmp_path: Path) -> None:
+    args = [str(REPO / "configs" / "names-mle.yaml"), *tiny_overrides(names_file), "--runs-dir", str(tmp_path),
+            "--quiet", "--name", "m"]
+    assert main(["train", *args]) == 0
+    proc = langan("eval", str(tmp_path / "m"), "--n", "50", "--metrics", "unique,mean_length", "--nproc", "2",
+                  "--json")
+    ok(proc)
+    two = json.loads((tmp_path / "m" / "eval.json").read_text())
+    assert two["n_samples"] == 50 and 0 < two["unique"] <= 1 and json.loads(proc.stdout)["unique"] == two["unique"]
+    assert main(["eval", str(tmp_path / "m"), "--n", "50", "--metrics", "unique,mean_length"]) == 0
+    one = json.loads((tmp_path / "m" / "eval.json").read_text())
+    assert one["mean_length"] != two["mean_length"]  # the ranks drew their halves from their own seeds
+
+
+# ----------------------------------------------------------------------------- the GPU path, on CPU
+
+
+def test_compiled_networks_train_as_eager_ones(names_file: Path, tmp_path: Path) -> None:
+    """train.compile (aot_eager: the graphs dynamo captures, without a C++ compiler) gives the eager parameters."""
+    args = [str(REPO / "configs" / "names-mle.yaml"), *tiny_overrides(names_file, **{"train.steps": 4}),
+            "--runs-dir", str(tmp_path), "--quiet"]
+    assert main(["train", *args, "--name", "eager"]) == 0
+    assert main(["train", *args, "train.compile=true", "train.compile_backend=aot_eager", "--name", "compiled"]) == 0
+    a, b = latest(tmp_path / "eager", "generator"), latest(tmp_path / "compiled", "generator")
+    assert a.keys() == b.keys() and max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+
+
+def test_bfloat16_autocast_trains_on_cpu(names_file: Path, tmp_path: Path) -> None:
+    args = [str(REPO / "configs" / "names-mle.yaml"),
+            *tiny_overrides(names_file, **{"train.steps": 30, "train.dtype": "bfloat16", "optim.gen.lr": 1e-2,
+                                           "train.log_every": 1, "eval.every": 30}),
+            "--runs-dir", str(tmp_path), "--quiet", "--name", "bf16"]
+    assert main(["train", *args]) == 0
+    losses = [json.loads(line)["gen/loss"] for line in (tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()
+              if '"gen/loss"' in line]
+    assert all(x == x for x in losses) and sum(losses[-5:]) < sum(losses[:5]) - 1.0, losses
+    weights = latest(tmp_path / "bf16", "generator")
+    assert all(w.dtype == torch.float32 for w in weights.values())  # autocast: float32 weights, bf16 matmuls

@@ -29,10 +29,26 @@ def relaunch(argv: list[str], nproc: int, resume_hint: str | None = None) -> int
     them; returns its exit code. On failure `resume_hint` (a command) is printed as the way on."""
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max((os.cpu_count() or 1) // nproc, 1)))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "langan", *argv]
-    code = subprocess.run(cmd, env=env).returncode
+    entry = "import sys; from langan.cli.launch import torchrun; sys.exit(torchrun(int(sys.argv[1]), sys.argv[2:]))"
+    code = subprocess.run([sys.executable, "-c", entry, str(nproc), *argv], env=env).returncode
     if code != 0 and resume_hint:
         print(f"langan: a process of the run ended with an error (exit {code}); its last checkpoint is intact. "
               f"Resume with: {resume_hint}", file=sys.stderr)
     return code
+
+
+def torchrun(nproc: int, argv: list[str]) -> int:
+    """torchrun's launcher, given langan's arguments as they are (its own parser would read `--n 50` as an
+    abbreviation of one of its options); a failed process is one line per rank, not the launcher's traceback."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    args = parse_args(["--standalone", f"--nproc_per_node={nproc}", "-m", "langan"])
+    args.training_script_args = argv
+    try:
+        run(args)
+    except ChildFailedError as err:
+        for rank, failure in sorted(err.failures.items()):
+            print(f"langan: rank {rank} ended with exit code {failure.exitcode}", file=sys.stderr)
+        return 1
+    return 0
