@@ -65,15 +65,22 @@ def test_two_ranks_take_the_step_of_one_process_with_the_global_batch(names_file
     assert len([line for line in logged if '"gen/loss"' in line]) == 2  # rank 0 alone writes, once per log step
 
 
-@pytest.mark.parametrize("algorithm", ["reinforce", "ctrlgen"])
+@pytest.mark.parametrize("algorithm", ["reinforce", "rollout", "gumbel", "ctrlgen"])
 def test_two_rank_resume_is_bit_exact(algorithm: str, names_file: Path, labelled_file: Path,  # noqa: F811
                                       tmp_path: Path) -> None:
     """2 ranks, N steps straight = 2 ranks stopped mid-way + resumed on 2 ranks, every network bit for bit: each
     rank's RNG, its own baseline and its partly accumulated discriminator gradients come back."""
-    if algorithm == "reinforce":
+    if algorithm in ("reinforce", "rollout", "gumbel"):
         preset = REPO / "configs" / "names-reinforce.yaml"
-        over = gan_overrides(names_file, **{"train.steps": 8, "eval.every": 5, "disc.grad_accumulation": 3,
-                                            "reward.baseline": "ewma", "generator.dropout": 0.1})
+        extra = {"train.steps": 8, "eval.every": 5, "disc.grad_accumulation": 3, "reward.baseline": "ewma",
+                 "generator.dropout": 0.1}
+        if algorithm == "rollout":
+            extra |= {"reward.mode": "rollout", "disc.output": "sequence", "reward.rollout_num": 2,
+                      "disc.grad_accumulation": 1}
+        if algorithm == "gumbel":
+            extra |= {"algorithm": "gumbel", "disc.output": "sequence", "reward.mode": "final",
+                      "disc.grad_accumulation": 1, "train.disc_steps_per_gen_step": 2}
+        over = gan_overrides(names_file, **extra)
         stop, nets = "7", ("generator", "discriminator", "pretrained")
     else:
         preset = REPO / "configs" / "names-ctrlgen.yaml"
@@ -161,6 +168,11 @@ def test_eval_splits_its_samples_across_ranks(names_file: Path, tmp_path: Path) 
     assert main(["eval", str(tmp_path / "m"), "--n", "50", "--metrics", "unique,mean_length"]) == 0
     one = json.loads((tmp_path / "m" / "eval.json").read_text())
     assert one["mean_length"] != two["mean_length"]  # the ranks drew their halves from their own seeds
+    figure = tmp_path / "sweep.png"
+    ok(langan("sweep-temperature", str(tmp_path / "m"), "--temperatures", "0.8,1.2", "--n", "40", "--out",
+              str(figure), "--nproc", "2"))
+    rows = figure.with_suffix(".csv").read_text().splitlines()
+    assert figure.is_file() and len(rows) == 3  # header + 2 temperatures, written once (rank 0)
 
 
 # ----------------------------------------------------------------------------- the GPU path, on CPU

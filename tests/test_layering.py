@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"algorithms"},
     {"models", "data"},
     {"generation", "optim", "losses"},
-    {"tokens", "config"},
+    {"tokens", "config", "dist"},  # dist: who this process is in a torchrun job, and its few collectives
     {"fileio"},
     {"errors", "__init__"},  # the ground floor; `langan/__init__.py` holds only the version
 ]
