@@ -157,7 +157,8 @@ def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv:
     same preset in the same runs directory; the changed keys go to meta.json and `Session.describe()`.
     The run's lock is held from here until `Session.train()` ends (or `Session.close()`)."""
     validate(cfg)  # again: a Config edited after load_config (the library's callers, tests) is checked too
-    check_free(run_dir)  # a live run there: say so now, not after loading data
+    if dist.launch_rank() == 0:  # (rank 0 may already hold the run's lock when another rank gets here)
+        check_free(run_dir)  # a live run there: say so now, not after loading data
     device = setup_torch(cfg)
     seed_everything(cfg.train.seed)
     data = load_data(cfg.data)

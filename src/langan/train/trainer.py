@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from langan import __version__, dist
@@ -25,6 +26,13 @@ from langan.runs import checkpoint
 from langan.runs.rundir import RunDir
 from langan.tokens import PAD
 from langan.train.logging import MetricsLogger, Progress
+
+
+@dataclass
+class _Window:
+    start: float  # perf_counter at the last log
+    tokens: int  # training tokens since then
+    step: int  # the step then
 
 
 class Trainer:
@@ -142,13 +150,29 @@ class Trainer:
             return (self.step - start) % adversarial == 0
         return self.step % every == 0
 
+    def _log(self, metrics: dict[str, Any], window: _Window, logger: MetricsLogger | None,
+             progress: Progress) -> None:
+        """The step's metrics (averaged over ranks) with throughput since the last log, to the log and the bar."""
+        now = time.perf_counter()
+        seconds = max(now - window.start, 1e-9)
+        values = {k: float(v) for k, v in metrics.items()}
+        values["train/skipped_steps"] = self.algorithm.skipped_steps
+        values["train/tokens_per_s"] = window.tokens / seconds
+        values["train/steps_per_s"] = (self.step - window.step) / seconds
+        window.start, window.tokens, window.step = now, 0, self.step
+        values = dist.mean_values(values)  # every rank's metrics, averaged (all ranks call it)
+        if logger is not None:
+            logger.log(self.step, values)
+        shown = {k.replace("/", "_"): v for k, v in values.items() if k.endswith("/loss") or k == "reward/mean"}
+        progress.update(self.step, shown | {"tok/s": int(values["train/tokens_per_s"])})
+
     def fit(self, stop_after: int | None = None) -> str:
         """Train until total_steps (or stop_after, or a signal). Returns 'finished' or 'stopped'."""
         tcfg = self.cfg.train
         main = self.rank == 0
         logger = MetricsLogger(self.run, resume_step=self.step) if main else None
         progress = Progress(self.total_steps, self.step, quiet=self.quiet or not main)
-        t_log, tokens_log, step_log = time.perf_counter(), 0, self.step
+        window = _Window(time.perf_counter(), 0, self.step)  # since the last log: throughput
         try:
             with self._stop_on_signals():
                 while self.step < self.total_steps:
@@ -160,25 +184,14 @@ class Trainer:
                     self._check_finite()
                     n_tokens = int((batch.targets != PAD).sum())
                     self.tokens_seen += n_tokens
-                    tokens_log += n_tokens
+                    window.tokens += n_tokens
                     self.elapsed += time.perf_counter() - t0
                     signalled, out_of_time = dist.any_rank(self._stop_signal is not None,
                                                            0 < tcfg.time_budget <= self.elapsed)
                     last = self.step == self.total_steps or out_of_time
                     stop = signalled or self.step == stop_after
                     if self.step % tcfg.log_every == 0 or last:
-                        now = time.perf_counter()
-                        values = {k: float(v) for k, v in metrics.items()}
-                        values["train/skipped_steps"] = self.algorithm.skipped_steps
-                        values["train/tokens_per_s"] = tokens_log / max(now - t_log, 1e-9)
-                        values["train/steps_per_s"] = (self.step - step_log) / max(now - t_log, 1e-9)
-                        t_log, tokens_log, step_log = now, 0, self.step
-                        values = dist.mean_values(values)  # every rank's metrics, averaged
-                        if logger is not None:
-                            logger.log(self.step, values)
-                        shown = {k.replace("/", "_"): v for k, v in values.items()
-                                 if k.endswith("/loss") or k == "reward/mean"}
-                        progress.update(self.step, shown | {"tok/s": int(values["train/tokens_per_s"])})
+                        self._log(metrics, window, logger, progress)
                     eval_due = self._eval_due()
                     if eval_due or last:
                         self.evaluate(logger, progress)
