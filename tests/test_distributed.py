@@ -199,3 +199,11 @@ def test_bfloat16_autocast_trains_on_cpu(names_file: Path, tmp_path: Path) -> No
     assert all(x == x for x in losses) and sum(losses[-5:]) < sum(losses[:5]) - 1.0, losses
     weights = latest(tmp_path / "bf16", "generator")
     assert all(w.dtype == torch.float32 for w in weights.values())  # autocast: float32 weights, bf16 matmuls
+
+
+def test_a_global_batch_smaller_than_the_world_is_one_line(names_file: Path, tmp_path: Path) -> None:
+    proc = langan("train", str(REPO / "configs" / "names-mle.yaml"), *tiny_overrides(names_file),
+                  "train.batch_size=1", "--runs-dir", str(tmp_path), "--name", "b", "--nproc", "2")
+    assert proc.returncode != 0 and "train.batch_size=1 leaves some of the 2 processes" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Resume with" not in proc.stderr
+    assert not (tmp_path / "b").exists()

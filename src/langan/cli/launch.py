@@ -24,17 +24,13 @@ def without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
-def relaunch(argv: list[str], nproc: int, resume_hint: str | None = None) -> int:
+def relaunch(argv: list[str], nproc: int) -> int:
     """Run `langan ARGV` in `nproc` processes through torchrun (standalone: one machine), sharing the cores between
-    them; returns its exit code. On failure `resume_hint` (a command) is printed as the way on."""
+    them; returns its exit code."""
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max((os.cpu_count() or 1) // nproc, 1)))
     entry = "import sys; from langan.cli.launch import torchrun; sys.exit(torchrun(int(sys.argv[1]), sys.argv[2:]))"
-    code = subprocess.run([sys.executable, "-c", entry, str(nproc), *argv], env=env).returncode
-    if code != 0 and resume_hint:
-        print(f"langan: a process of the run ended with an error (exit {code}); its last checkpoint is intact. "
-              f"Resume with: {resume_hint}", file=sys.stderr)
-    return code
+    return subprocess.run([sys.executable, "-c", entry, str(nproc), *argv], env=env).returncode
 
 
 def torchrun(nproc: int, argv: list[str]) -> int:

@@ -101,7 +101,11 @@ def _launch(args: argparse.Namespace) -> int:
         name = args.name or _next_name(Path(args.runs_dir), Path(args.config).stem if args.config else "run")
         argv = argv if args.name else [*argv, "--name", name]
         run_dir = Path(args.runs_dir) / name
-    return relaunch(argv, args.nproc, f"langan train --resume {run_dir} --nproc {args.nproc}")
+    code = relaunch(argv, args.nproc)
+    if code != 0 and (run_dir / "checkpoints").is_dir():
+        print(f"langan train: a process of the run ended with an error (exit {code}); its last checkpoint is intact. "
+              f"Resume with: langan train --resume {run_dir} --nproc {args.nproc}", file=sys.stderr)
+    return code
 
 
 def _next_name(runs_dir: Path, stem: str) -> str:

@@ -55,6 +55,13 @@ def seed_rank(seed: int) -> None:
         seed_everything(seed + dist.rank() * RANK_SEED_STRIDE)
 
 
+def check_world(cfg: Config) -> None:
+    """Under torchrun each rank needs at least one row of every global batch."""
+    if cfg.train.batch_size < dist.world_size():
+        raise LanganError(f"train.batch_size={cfg.train.batch_size} leaves some of the {dist.world_size()} processes "
+                          "without a row; it is the global batch: raise it to at least the number of processes")
+
+
 def _rank0_first(make: Callable[[], T]) -> T | None:
     """`make()` on rank 0 (it writes the run directory) while the other ranks wait for its outcome; they fail with
     rank 0's error line when it failed, so no rank is left waiting in a collective. In one process: `make()`."""
@@ -160,6 +167,7 @@ def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv:
     if dist.launch_rank() == 0:  # (rank 0 may already hold the run's lock when another rank gets here)
         check_free(run_dir)  # a live run there: say so now, not after loading data
     device = setup_torch(cfg)
+    check_world(cfg)
     seed_everything(cfg.train.seed)
     data = load_data(cfg.data)
     steps = total_steps(cfg, len(data.train))
@@ -231,6 +239,7 @@ def resume_session(run_dir: str | Path, steps: int | None = None, argv: list[str
 def _resume_locked(run: RunDir, steps: int | None, argv: list[str] | None, force: bool, quiet: bool) -> Session:
     overrides = [f"train.steps={steps}", "train.epochs=0"] if steps else []
     cfg, data, device = load_run_inputs(run, overrides)
+    check_world(cfg)
     meta = run.read_meta()
     if meta.get("host") not in (None, socket.gethostname()) and run.status(meta) == "running":
         # the lock is seen only by processes sharing its file system's locks; another host's may be invisible
