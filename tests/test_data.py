@@ -12,7 +12,7 @@ from langan.data.dataset import encode_texts, load_data, split_sizes
 from langan.data.sources import census_names, census_surnames, read_source
 from langan.data.tokenizers import CharTokenizer
 from langan.errors import LanganError
-from langan.tokens import BOS, EOS, PAD, left_pad
+from langan.tokens import BOS, EOS, PAD, UNK, left_pad
 
 
 def data_cfg(source: Path | str, *extra: str):
@@ -203,3 +203,28 @@ def test_labels_reach_the_splits(tmp_path: Path) -> None:
     for split in (data.train, data.valid, data.test):
         for text, label in zip(split.texts, split.labels["g"], strict=True):
             assert label == ("a" if int(text[1:]) % 2 else None)
+
+
+def test_fixed_test_and_valid_files_never_reach_training_and_the_vocabulary_is_trainings(tmp_path: Path) -> None:
+    """data.test_source / data.valid_source: those rows are the whole test / validation splits, none of them is in a
+    training batch, and a symbol only they contain is UNK (counted in the notes), not in the vocabulary."""
+    train, test, valid = tmp_path / "train.txt", tmp_path / "test.txt", tmp_path / "valid.txt"
+    train.write_text("\n".join(NAMES) + "\n", encoding="utf-8")
+    test.write_text("Zoe\nQuinn\nXavier\n", encoding="utf-8")  # capitals: never in NAMES
+    valid.write_text("emma\nava\n", encoding="utf-8")
+    cfg = load_config(None, [f"data.source={train}", f"data.test_source={test}", f"data.valid_source={valid}",
+                             "data.test_size=0.5", "data.valid_size=0.5"])  # sizes ignored for fixed files
+    data = load_data(cfg.data)
+    assert data.test.texts == ["Zoe", "Quinn", "Xavier"] and data.valid.texts == ["emma", "ava"]
+    assert sorted(data.train.texts) == sorted(NAMES)  # every training row kept: nothing carved out
+    assert not {"Z", "Q", "X"} & set(data.tokenizer.stoi)
+    assert int((data.test.tokens == UNK).sum()) == 3
+    assert any("3 of 14 test tokens (21.43%)" in note for note in data.notes)
+    seen = set()
+    batches = BatchIterator(data.train.tokens, 8, seed=0)
+    for _ in range(20):
+        seen |= {data.train.texts[i] for i in next(batches).index.tolist()}
+    assert seen <= set(NAMES) and len(seen) > 20
+    only_test = load_data(load_config(None, [f"data.source={train}", f"data.test_source={test}",
+                                             "data.valid_size=4"]).data)
+    assert len(only_test.valid) == 4 and len(only_test.train) == len(NAMES) - 4 and len(only_test.test) == 3

@@ -45,7 +45,11 @@ class DataConfig:
     overlong: str = opt("truncate", "a text longer than max_length: cut it (counted in the log) or stop",
                         ("truncate", "error"))
     valid_size: float = opt(0.05, "validation split: a fraction (<1) or a count of examples")
-    test_size: float = opt(0.1, "test split: a fraction (<1) or a count of examples")
+    test_size: float = opt(0.1, "test split: a fraction (<1) or a count of examples (ignored with test_source)")
+    test_source: str = opt("", "a fixed test set read from its own file (the published protocols: COCO's test "
+                           "captions); data.source then gives training and validation rows only. The vocabulary "
+                           "comes from the training rows alone, so test tokens outside it are UNK (counted)")
+    valid_source: str = opt("", "a fixed validation set read from its own file (empty: carved from data.source)")
     split_seed: int = opt(0, "seed of the train/valid/test split; separate from train.seed so seeds share a split")
     limit: int = opt(0, "keep only the first N training examples (0 = all); valid/test are unchanged")
     oracle: OracleConfig = opt(OracleConfig(), "the synthetic LSTM oracle (data.source=oracle)")
@@ -67,4 +71,6 @@ class DataConfig:
              f"data.max_length must be at least 2, got {self.max_length}: a text of n tokens needs n + 1 (its EOS), "
              "so with 1 every text is cut to its first token and the model never learns to end"),
             (self.valid_size >= 0 and self.test_size >= 0, "data.valid_size and data.test_size must be >= 0"),
+            (texts or not (self.test_source or self.valid_source),
+             "data.test_source / data.valid_source are for text sources; the oracle draws its own splits"),
         ]

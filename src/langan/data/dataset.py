@@ -20,7 +20,7 @@ from langan.data.oracle import OracleLSTM
 from langan.data.sources import Corpus, read_source
 from langan.data.tokenizers import TOKENIZERS, OracleTokenizer, Tokenizer
 from langan.errors import LanganError
-from langan.tokens import BOS, EOS, PAD
+from langan.tokens import BOS, EOS, PAD, UNK
 
 
 @dataclass
@@ -123,6 +123,32 @@ def _oracle_corpus(cfg: DataConfig) -> tuple[Corpus, OracleLSTM]:
     return Corpus([" ".join(map(str, row)) for row in seqs.tolist()]), oracle
 
 
+def _split_texts(cfg: DataConfig, corpus: Corpus) -> dict[str, tuple[list[str], dict[str, list[str | None]]]]:
+    """(texts, labels) of train / valid / test: carved from `corpus` by `split_seed`, except a split read from
+    its own file (data.test_source, data.valid_source), which then takes nothing from `corpus`."""
+    fixed = {name: read_source(path, cfg.text_column, cfg.label_columns, cfg.lowercase)
+             for name, path in (("test", cfg.test_source), ("valid", cfg.valid_source)) if path}
+    n = len(corpus.texts)
+    n_valid, n_test = split_sizes(n, 0 if "valid" in fixed else cfg.valid_size, 0 if "test" in fixed else
+                                  cfg.test_size)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.split_seed)).tolist()
+    parts = {"test": order[:n_test], "valid": order[n_test:n_test + n_valid], "train": order[n_test + n_valid:]}
+    if cfg.limit > 0:
+        parts["train"] = parts["train"][: cfg.limit]
+    texts = {name: _subset(corpus, index) for name, index in parts.items()}
+    for name, own in fixed.items():
+        texts[name] = _subset(own, list(range(len(own.texts))))
+    return texts
+
+
+def _unk_note(tokenizer: Tokenizer, texts: list[str], source: str) -> str:
+    """How many test tokens the training vocabulary lacks (they are UNK in test NLL and BLEU references)."""
+    ids = [i for t in texts for i in tokenizer.encode(t)]
+    unk = sum(i == UNK for i in ids)
+    return (f"data.test_source={source}: {unk} of {len(ids)} test tokens ({100 * unk / max(len(ids), 1):.2f}%) are "
+            "not in the training vocabulary and read as UNK")
+
+
 def load_data(cfg: DataConfig, tokenizer: Tokenizer | None = None) -> DataBundle:
     """Read, split (from `split_seed`), fit the tokenizer on train only (unless given), encode."""
     oracle = None
@@ -132,14 +158,7 @@ def load_data(cfg: DataConfig, tokenizer: Tokenizer | None = None) -> DataBundle
     else:
         corpus = read_source(cfg.source, cfg.text_column, cfg.label_columns, cfg.lowercase)
         max_length = cfg.max_length
-    n = len(corpus.texts)
-    n_valid, n_test = split_sizes(n, cfg.valid_size, cfg.test_size)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.split_seed)).tolist()
-    parts = {"test": order[:n_test], "valid": order[n_test:n_test + n_valid],
-             "train": order[n_test + n_valid:]}
-    if cfg.limit > 0:
-        parts["train"] = parts["train"][: cfg.limit]
-    texts = {name: _subset(corpus, index) for name, index in parts.items()}
+    texts = _split_texts(cfg, corpus)
     if tokenizer is None:
         if oracle is not None:
             tokenizer = OracleTokenizer.of_size(oracle.vocab_size)
@@ -147,6 +166,8 @@ def load_data(cfg: DataConfig, tokenizer: Tokenizer | None = None) -> DataBundle
             tokenizer = TOKENIZERS[cfg.tokenizer].fit(texts["train"][0], min_freq=cfg.min_freq,
                                                       vocab_size=cfg.vocab_size, path=cfg.tokenizer_path)
     notes = list(corpus.notes)
+    if cfg.test_source and oracle is None:
+        notes.append(_unk_note(tokenizer, texts["test"][0], cfg.test_source))
     splits = {}
     for name, (split_texts, labels) in texts.items():
         tokens, cut = encode_texts(tokenizer, split_texts, max_length, cfg.overlong, append_eos=oracle is None)

@@ -22,6 +22,7 @@ from langan.eval.nll import nll_per_token
 from langan.eval.samples import draw_samples
 from langan.fileio import atomic_write_text
 from langan.runs.loading import LoadedRun, load_run
+from langan.tokens import PAD, UNK
 
 # each trains or loads a model: computed only when named with --metrics
 TRAINED_METRICS = ("c2st_acc", "lm_score", "reverse_lm_score", "fed")
@@ -52,10 +53,18 @@ def evaluate_run(run_dir: str, n: int = 1000, temperature: float = 1.0, top_p: f
     results = evaluate_loaded(loaded, metrics or default_metrics(loaded.data.oracle is not None, coded), settings)
     results |= {"n_samples": n, "temperature": temperature, "top_p": top_p, "top_k": top_k, "seed": seed,
                 "checkpoint": loaded.checkpoint.name, "step": loaded.trainer_state.get("step"),
-                "test_examples": len(loaded.data.test), "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                "test_examples": len(loaded.data.test), "test_unk_rate": _unk_rate(loaded.data.test.tokens),
+                "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if dist.is_main():
         atomic_write_text(loaded.run.eval_path, json.dumps(results, indent=2) + "\n")
     return results
+
+
+def _unk_rate(tokens: Tensor) -> float:
+    """The share of the test split's tokens (after BOS, EOS included) that the training vocabulary lacks."""
+    targets = tokens[:, 1:]
+    real = targets != PAD
+    return float((targets == UNK).sum()) / max(int(real.sum()), 1)
 
 
 def check_metrics(metrics: list[str] | None) -> None:
