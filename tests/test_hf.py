@@ -112,6 +112,10 @@ def test_gpt2_style_specials_map_onto_langans_four() -> None:
     assert llama.no_logit == [PAD, BOS]
     with pytest.raises(LanganError, match="no EOS"):
         ForeignVocab(6, {"pad": None, "bos": 1, "eos": None, "unk": 0})
+    assert ForeignVocab.of(6, {"pad": -1, "bos": 9, "eos": 2, "unk": 0}).specials == {
+        "pad": None, "bos": None, "eos": 2, "unk": 0}  # out-of-range PAD / BOS (pad_token_id: -1) read as absent
+    with pytest.raises(LanganError, match="outside"):
+        ForeignVocab.of(6, {"pad": None, "bos": 1, "eos": 7, "unk": 0})
 
 
 def test_model_tokenizer_round_trips_and_reads_special_strings_as_text(gpt2_dir: Path, llama_dir: Path) -> None:

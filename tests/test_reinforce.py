@@ -364,3 +364,16 @@ def test_a_gan_can_start_from_an_mle_run(names_file: Path, tmp_path: Path) -> No
         gan_session(names_file, tmp_path / "wide", **{"train.init_from": tmp_path / "mle", "generator.hidden_size": 32})
     with pytest.raises(LanganError, match=r"train.init_from: .*no-such-run"):
         gan_session(names_file, tmp_path / "none", **{"train.init_from": tmp_path / "no-such-run"})
+
+
+@pytest.mark.parametrize("algorithm", ["reinforce", "gumbel"])
+def test_disc_accuracy_records_no_autograd_graph(algorithm: str, names_file: Path, tmp_path: Path) -> None:
+    extra = {"algorithm": algorithm} | ({"disc.output": "sequence", "reward.mode": "final"}
+                                        if algorithm == "gumbel" else {})
+    s = gan_session(names_file, tmp_path, **extra)
+    disc, grad_enabled = s.algorithm.disc, []
+    forward = disc.forward
+    disc.forward = lambda tokens: (grad_enabled.append(torch.is_grad_enabled()), forward(tokens))[1]
+    rows = s.data.test.tokens[:, 1:]
+    assert 0 <= s.algorithm.disc_accuracy(rows, rows) <= 1
+    assert grad_enabled and not any(grad_enabled)

@@ -69,19 +69,21 @@ def sync_gradients(model: nn.Module) -> None:
     Called right before every optimiser step, so whatever several backward passes accumulated (micro-batches,
     `disc.grad_accumulation` batches) is reduced once, as DDP's `no_sync` would arrange, and gradients that a
     network received from another network's loss but never steps on (D inside G's step, zeroed there) are never
-    communicated. One flat all-reduce per step; a parameter without a gradient on some rank counts as zero there.
+    communicated. One flat all-reduce per step; a parameter without a gradient on some rank counts as zero there,
+    and one without a gradient on every rank keeps none.
     """
     if not dist.active():
         return
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         return
-    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float() for p in params])
-    dist.all_reduce_sum_(flat).div_(dist.world_size())
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.grad = flat[offset:offset + n].view_as(p).to(p.dtype)
+    has = torch.tensor([float(p.grad is not None) for p in params], device=params[0].device)
+    grads = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float() for p in params]
+    flat = dist.all_reduce_sum_(torch.cat([*grads, has]))  # one all-reduce: gradients, then who had one
+    had, offset = flat[-len(params):] > 0, 0
+    for p, n, keep in zip(params, (p.numel() for p in params), had.tolist(), strict=True):
+        # a parameter no rank has a gradient for stays without one (AdamW skips it, as in one process)
+        p.grad = (flat[offset:offset + n] / dist.world_size()).view_as(p).to(p.dtype) if keep else None
         offset += n
 
 

@@ -34,7 +34,7 @@ class DiscriminatorReward:
                  with_prompt: bool = False, batch_size: int = 256):
         if transform not in ("sigmoid", "logit"):
             raise LanganError(f"transform='{transform}' is not one of sigmoid, logit")
-        loaded = load_run(run_dir, checkpoint)
+        loaded = load_run(run_dir, checkpoint, join_group=False)  # inside TRL / accelerate: their process group
         disc = loaded.algorithm.discriminator()
         if disc is None:
             raise LanganError(f"run '{run_dir}' ({loaded.cfg.algorithm}) has no discriminator; give a run with "

@@ -78,6 +78,13 @@ class ForeignVocab:
         if any(not 0 <= i < self.model_size for i in used):
             raise LanganError(f"a special token id {used} is outside the model's vocabulary of {self.model_size}")
 
+    @classmethod
+    def of(cls, model_size: int, specials: dict[str, int | None]) -> ForeignVocab:
+        """From a folder's special ids, a PAD / BOS / UNK id outside the vocabulary (configs write pad_token_id -1)
+        read as absent; EOS must be inside it."""
+        kept = {k: v if k == "eos" or v is None or 0 <= v < model_size else None for k, v in specials.items()}
+        return cls(model_size, kept)
+
     def _model_id(self, name: str) -> int:
         own = self.specials.get(name)
         return own if own is not None else int(self.specials["eos"])  # type: ignore[arg-type]

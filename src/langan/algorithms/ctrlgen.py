@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from langan import dist
 from langan.algorithms.base import Algorithm
 from langan.algorithms.codes import Codes
 from langan.config import Config
@@ -140,7 +141,7 @@ class CtrlGen(Algorithm):
         self.opt.zero_grad(set_to_none=True)
         terms = self.vae_terms(tokens, ids)
         terms["loss"].backward()  # wake: encoder and generator learn to reconstruct real text
-        n = c.sample_batch or len(tokens)
+        n = -(-c.sample_batch // dist.world_size()) if c.sample_batch else len(tokens)  # this rank's share
         z = torch.randn(n, c.latent_size, device=self.device)
         code_ids = self.codes.draw(n, self.device)  # uniform: every class gets the same control signal
         soft = soft_sample(self.gen, torch.cat([z, self.codes.vectors(code_ids)], -1), self.data.max_length,

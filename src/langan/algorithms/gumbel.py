@@ -153,10 +153,10 @@ class Gumbel(Algorithm):
         with sdpa_kernel(SDPBackend.MATH):
             return gradient_penalty(lambda x: self.disc.forward_probs(x, both), one_hot, probs)
 
-    @torch.no_grad()
     def discriminator(self) -> nn.Module:
         return self.disc
 
+    @torch.no_grad()
     def disc_accuracy(self, real: Tensor, fake: Tensor) -> float:
         """Balanced accuracy on real vs generated rows (no BOS, right-padded), at the midpoint of the two mean
         scores (the GAN losses here are not all calibrated at 0)."""

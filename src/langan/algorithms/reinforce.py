@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from langan import dist
 from langan.algorithms import policy_gradient as pg
 from langan.algorithms.base import Algorithm
 from langan.algorithms.mle import mle_update
@@ -244,7 +245,8 @@ class Reinforce(Algorithm):
     def disc_round(self) -> dict[str, Tensor | float]:
         """SeqGAN's discriminator schedule: disc.negatives fresh samples against as many random training rows,
         disc.epochs epochs over both, each batch half real and half fake. Returns the last batch's figures."""
-        n, half = self.cfg.disc.negatives, max(1, self.cfg.train.batch_size // 2)
+        world = dist.world_size()  # under torchrun each rank draws and trains on its share of both
+        n, half = -(-self.cfg.disc.negatives // world), max(1, self.cfg.train.batch_size // 2 // world)
         fakes = [self.draw(len(c)).tokens for c in torch.arange(n).split(self.cfg.reward.rollout_chunk)]
         fake = torch.cat([F.pad(f, (0, self.data.max_length - f.shape[1]), value=PAD) for f in fakes])  # [n, L]
         train = self.data.train.tokens
@@ -268,10 +270,10 @@ class Reinforce(Algorithm):
             losses = (outputs - target) ** 2
         return pg.masked_mean(losses, mask)
 
-    @torch.no_grad()
     def discriminator(self) -> nn.Module:
         return self.disc
 
+    @torch.no_grad()
     def disc_accuracy(self, real: Tensor, fake: Tensor) -> float:
         """Balanced accuracy of the discriminator on real vs generated rows (no BOS, right-padded)."""
         self.disc.eval()
@@ -292,8 +294,9 @@ class Reinforce(Algorithm):
 
     def local_state(self) -> dict[str, Any]:
         """Each rank's baseline follows its own samples' returns, and accumulates its own D gradients."""
-        full = self.state_dict()
-        return {"baseline": full["baseline"], "disc_grads": full["disc_grads"]}
+        full = self.state_dict()  # on CPU: it travels to rank 0 (which may see only its own GPU) and into state.pt
+        grads = [None if g is None else g.detach().cpu() for g in full["disc_grads"]]
+        return {"baseline": full["baseline"], "disc_grads": grads}
 
     def load_local_state(self, state: dict[str, Any]) -> None:
         self.baseline.load_state_dict(state["baseline"])

@@ -30,7 +30,11 @@ def relaunch(argv: list[str], nproc: int) -> int:
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max((os.cpu_count() or 1) // nproc, 1)))
     entry = "import sys; from langan.cli.launch import torchrun; sys.exit(torchrun(int(sys.argv[1]), sys.argv[2:]))"
-    return subprocess.run([sys.executable, "-c", entry, str(nproc), *argv], env=env).returncode
+    proc = subprocess.Popen([sys.executable, "-c", entry, str(nproc), *argv], env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached the workers too: let them write their checkpoint and stop
+        return proc.wait()
 
 
 def torchrun(nproc: int, argv: list[str]) -> int:
@@ -44,7 +48,9 @@ def torchrun(nproc: int, argv: list[str]) -> int:
     try:
         run(args)
     except ChildFailedError as err:
-        for rank, failure in sorted(err.failures.items()):
-            print(f"langan: rank {rank} ended with exit code {failure.exitcode}", file=sys.stderr)
-        return 1
+        codes = {rank: failure.exitcode for rank, failure in sorted(err.failures.items())}
+        if set(codes.values()) != {2}:  # 2 on every rank: a user's mistake, already said in one line
+            for rank, code in codes.items():
+                print(f"langan: rank {rank} ended with exit code {code}", file=sys.stderr)
+        return 2 if set(codes.values()) == {2} else 1
     return 0

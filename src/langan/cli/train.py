@@ -77,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         status = s.train(stop_after=args.stop_after)  # records how it ended, then releases the run's lock
     except RuntimeError as err:  # a collective failed: another process of this run died
-        if not dist.active():
+        import torch.distributed
+
+        if not (dist.active() and isinstance(err, torch.distributed.DistError)):
             raise
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise LanganError(f"rank {dist.rank()} lost another process of this run ({first[:160]}); the last "
@@ -98,7 +100,10 @@ def _launch(args: argparse.Namespace) -> int:
     argv = without_nproc(args.argv[1:])
     run_dir = Path(args.resume) if args.resume else None
     if run_dir is None:
-        name = args.name or _next_name(Path(args.runs_dir), Path(args.config).stem if args.config else "run")
+        from langan.config import load_config
+
+        stem = Path(args.config).stem if args.config else load_config(None, args.overrides).algorithm
+        name = args.name or _next_name(Path(args.runs_dir), stem)
         argv = argv if args.name else [*argv, "--name", name]
         run_dir = Path(args.runs_dir) / name
     code = relaunch(argv, args.nproc)

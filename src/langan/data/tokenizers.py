@@ -256,7 +256,7 @@ class ModelTokenizer(Tokenizer):
     def __init__(self, hf_tokenizer: Any, specials: dict[str, int | None]):
         self.hf = hf_tokenizer
         self.hf.encode_special_tokens = True  # "<|endoftext|>" in the data is text, not EOS
-        self.vocab = ForeignVocab(hf_tokenizer.get_vocab_size(with_added_tokens=True), dict(specials))
+        self.vocab = ForeignVocab.of(hf_tokenizer.get_vocab_size(with_added_tokens=True), dict(specials))
         self.to_model, self.from_model = self.vocab.to_model, self.vocab.from_model
         pieces = {i: s for s, i in hf_tokenizer.get_vocab(with_added_tokens=True).items()}
         self.itos = list(SPECIALS) + [pieces.get(i, "") for i in self.vocab.regular]
@@ -283,6 +283,10 @@ class ModelTokenizer(Tokenizer):
     def fit(cls, texts: Iterable[str], min_freq: int = 1, path: str = "", **_: Any) -> ModelTokenizer:
         """A pretrained tokenizer is not fitted: it is read from `path` (data.tokenizer_path)."""
         return cls.from_folder(path)
+
+    def to_hf(self) -> Any:
+        raise LanganError("this run reads text with a pretrained model's tokenizer (data.tokenizer=hf), whose ids "
+                          "langan remaps; export a run with data.tokenizer=char or bpe")
 
     def encode(self, text: str) -> list[int]:
         from_model = self.from_model

@@ -73,7 +73,7 @@ def _load(path: str | Path, key: str, causal_lm: bool) -> nn.Module:
     try:
         return auto.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False, local_files_only=True,
                                     dtype=torch.float32)
-    except (ValueError, OSError, KeyError) as err:
+    except (ValueError, OSError, KeyError, RuntimeError, ImportError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise LanganError(f"{key}='{path}' cannot be loaded by transformers: {first}") from None
 
@@ -108,8 +108,11 @@ class _ModelIds(nn.Module):
         tokenizer = Path(path) / "tokenizer.json"
         if not tokenizer.is_file():
             raise LanganError(f"{key}='{path}' has no tokenizer.json; save the model's tokenizer into the folder too")
-        size = HFTokenizer.from_file(str(tokenizer)).get_vocab_size(with_added_tokens=True)
-        vocab = ForeignVocab(size, read_model_specials(path))
+        try:
+            size = HFTokenizer.from_file(str(tokenizer)).get_vocab_size(with_added_tokens=True)
+        except Exception as err:  # tokenizers raises plain Exception on a bad file
+            raise LanganError(f"cannot read {tokenizer}: {str(err)[:160]}") from None
+        vocab = ForeignVocab.of(size, read_model_specials(path))
         if vocab.size != vocab_size:
             raise LanganError(f"{key}='{path}': its tokenizer gives {vocab.size} langan ids but the run's tokenizer "
                               f"{vocab_size}; the run must read text with this model's tokenizer")

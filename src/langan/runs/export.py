@@ -75,6 +75,8 @@ def export_hf(loaded: LoadedRun, out_dir: str | Path) -> Path:
     model = check_exportable(loaded.algorithm.generator)
     hf_tokenizer = loaded.data.tokenizer.to_hf()  # before writing anything: it may refuse
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise LanganError(f"'{out}' is a file; give a new (or empty) folder to write the model into")
     if out.exists() and any(out.iterdir()):
         raise LanganError(f"'{out}' exists and is not empty; choose a new folder")
     config = tf.LlamaConfig(**llama_config(model))

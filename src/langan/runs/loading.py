@@ -34,26 +34,30 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def setup_torch(cfg: Config) -> torch.device:
+def setup_torch(cfg: Config, join_group: bool = True) -> torch.device:
     """Threads and device as `train.threads` / `train.device` say. Denormal floats are flushed to zero: a relaxed
     one-hot at a high inverse temperature (RelGAN's beta -> 100) is full of them, and CPU arithmetic on denormals
-    is many times slower (a Gumbel GAN step slowed 2-3x as beta rose); values below 1e-38 change, nothing else."""
+    is many times slower (a Gumbel GAN step slowed 2-3x as beta rose); values below 1e-38 change, nothing else.
+    Under torchrun it joins the process group (`join_group`; a library caller inside another framework's job, such
+    as `DiscriminatorReward` in TRL under accelerate, does not)."""
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     torch.set_flush_denormal(True)
     device = resolve_device(cfg.train.device)
-    if dist.launched() and device.type == "cuda":  # under torchrun each rank takes its own GPU
+    if join_group and dist.launched() and device.type == "cuda":  # under torchrun each rank takes its own GPU
         device = resolve_device(f"cuda:{dist.local_rank()}")
     if device.type == "cuda" and cfg.train.tf32:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    dist.init(device)
+    if join_group:
+        dist.init(device)
     return device
 
 
-def load_run_inputs(run: RunDir, overrides: list[str] | None = None) -> tuple[Config, DataBundle, torch.device]:
+def load_run_inputs(run: RunDir, overrides: list[str] | None = None, join_group: bool = True
+                    ) -> tuple[Config, DataBundle, torch.device]:
     """The run's config (with `overrides`), its data split exactly as when it started, and the device."""
     cfg = load_config(run.config_path, overrides or [])
-    device = setup_torch(cfg)
+    device = setup_torch(cfg, join_group)
     try:
         tokenizer = tokenizer_from_json(json.loads(run.tokenizer_path.read_text(encoding="utf-8")))
     except (OSError, json.JSONDecodeError, KeyError):
@@ -94,14 +98,14 @@ class LoadedRun:
     trainer_state: dict[str, Any]
 
 
-def load_run(run_dir: str | Path, which: str = "auto") -> LoadedRun:
+def load_run(run_dir: str | Path, which: str = "auto", join_group: bool = True) -> LoadedRun:
     """A run's networks from one checkpoint, for sampling and evaluation.
 
     'auto' is the checkpoint with the best validation NLL for algorithms that select by it (MLE), so a
     run that overfits late is judged at its best; otherwise the latest checkpoint.
     """
     run = RunDir.open(run_dir)
-    cfg, data, device = load_run_inputs(run)
+    cfg, data, device = load_run_inputs(run, join_group=join_group)
     if which == "auto":
         by_nll = ALGORITHMS[cfg.algorithm].select_by_valid_nll
         which = "best" if by_nll and (run.checkpoints_dir / "best").is_dir() else "latest"

@@ -55,11 +55,13 @@ def seed_rank(seed: int) -> None:
         seed_everything(seed + dist.rank() * RANK_SEED_STRIDE)
 
 
-def check_world(cfg: Config) -> None:
-    """Under torchrun each rank needs at least one row of every global batch."""
-    if cfg.train.batch_size < dist.world_size():
-        raise LanganError(f"train.batch_size={cfg.train.batch_size} leaves some of the {dist.world_size()} processes "
-                          "without a row; it is the global batch: raise it to at least the number of processes")
+def check_world(cfg: Config, data: DataBundle) -> None:
+    """Under torchrun each rank needs at least one row of every global batch (the batch is capped by the split)."""
+    batch = min(cfg.train.batch_size, len(data.train))
+    if batch < dist.world_size():
+        raise LanganError(f"train.batch_size={batch} (global, at most the {len(data.train)} training rows) leaves some "
+                          f"of the {dist.world_size()} processes without a row; raise it to at least the number of "
+                          "processes")
 
 
 def _rank0_first(make: Callable[[], T]) -> T | None:
@@ -167,9 +169,9 @@ def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv:
     if dist.launch_rank() == 0:  # (rank 0 may already hold the run's lock when another rank gets here)
         check_free(run_dir)  # a live run there: say so now, not after loading data
     device = setup_torch(cfg)
-    check_world(cfg)
     seed_everything(cfg.train.seed)
     data = load_data(cfg.data)
+    check_world(cfg, data)
     steps = total_steps(cfg, len(data.train))
     algorithm = build_algorithm(cfg, data, device, steps)  # before the run directory: a failure leaves none
     init = copy_generator_from(cfg.train.init_from, algorithm.gen, data, cfg.train.init_checkpoint) \
@@ -239,7 +241,7 @@ def resume_session(run_dir: str | Path, steps: int | None = None, argv: list[str
 def _resume_locked(run: RunDir, steps: int | None, argv: list[str] | None, force: bool, quiet: bool) -> Session:
     overrides = [f"train.steps={steps}", "train.epochs=0"] if steps else []
     cfg, data, device = load_run_inputs(run, overrides)
-    check_world(cfg)
+    check_world(cfg, data)
     meta = run.read_meta()
     if meta.get("host") not in (None, socket.gethostname()) and run.status(meta) == "running":
         # the lock is seen only by processes sharing its file system's locks; another host's may be invisible
