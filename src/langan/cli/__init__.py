@@ -65,5 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _leave_process_group() -> None:
     """Under torchrun: leave the process group cleanly (only if a command joined one; torch is not imported here)."""
     distributed = sys.modules.get("torch.distributed")
-    if distributed is not None and distributed.is_available() and distributed.is_initialized():
-        distributed.destroy_process_group()
+    if distributed is None or not distributed.is_available() or not distributed.is_initialized():
+        return
+    import datetime
+
+    try:  # every rank arrives before any leaves: a rank that leaves early aborted its peers' gloo threads
+        if distributed.get_backend() == "gloo":
+            distributed.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+        else:
+            distributed.barrier()
+    except Exception:  # a peer is gone (a killed rank): nothing to wait for
+        pass
+    distributed.destroy_process_group()

@@ -29,7 +29,9 @@ from langan.errors import LanganError
 from langan.fileio import atomic_write_text
 from langan.runs.rundir import RunDir
 
-LOAD_ATTEMPTS = 5  # copies of a checkpoint tried while a live writer may be swapping it (0.1 s apart)
+# copies of a checkpoint tried while a live writer may be swapping it, a random 20-100 ms apart (random: a reader
+# never falls into step with a writer that swaps at a steady pace); 5 fixed 0.1 s retries failed once under load
+LOAD_ATTEMPTS = 20
 STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -166,7 +168,7 @@ def load_checkpoint(path: Path, networks: dict[str, torch.nn.Module]) -> tuple[d
                 problem = f"it changed while being read ({err.strerror})"
             if problem is None:
                 break
-            time.sleep(0.1)  # a writer may be between the two renames of its swap
+            time.sleep(random.uniform(0.02, 0.1))  # a writer may be between the two renames of its swap
         if problem:
             raise LanganError(f"checkpoint '{path}' is damaged: {problem}")
         return _load_whole(copy, path, networks)
