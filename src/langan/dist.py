@@ -37,6 +37,14 @@ def is_main() -> bool:
     return rank() == 0
 
 
+RANK_SEED_STRIDE = 1_000_003  # rank r draws from seed + r * this: a prime, so no two ranks' seeds meet
+
+
+def rank_seed(seed: int) -> int:
+    """This rank's own seed derived from a run's seed (rank 0 keeps it): its own samples, rollouts, dropout."""
+    return seed + rank() * RANK_SEED_STRIDE
+
+
 def launched() -> bool:
     """This process was started by torchrun with more than one process."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1

@@ -53,7 +53,7 @@ class DiscriminatorReward:
         texts = [_text(c) for c in completions]
         if self.with_prompt and prompts is not None:
             texts = [_text(p) + t for p, t in zip(prompts, texts, strict=True)]
-        return [float(v) for v in torch.cat([self._apply(self.disc(rows)[1]) for rows in self._rows(texts)])]
+        return torch.cat([self._score(rows)[1] for rows in self._rows(texts)]).tolist()
 
     def token_scores(self, texts: Sequence[str]) -> list[list[float]]:
         """For each text, the score of every prefix (its tokens and EOS): per-step discriminators only."""
@@ -62,7 +62,7 @@ class DiscriminatorReward:
                               "per-token scores need disc.output=per_step")
         out: list[list[float]] = []
         for rows in self._rows(list(texts)):
-            scores = self._apply(self.disc(rows)[0])  # [B, T], right-padded as the rows
+            scores = self._score(rows)[0]  # [B, T], right-padded as the rows
             out += [s[r != PAD].tolist() for s, r in zip(scores, rows, strict=True)]
         return out
 
@@ -72,8 +72,12 @@ class DiscriminatorReward:
         return [r[:, 1:].to(self.device) for r in rows.split(self.batch_size)]
 
     @torch.no_grad()
-    def _apply(self, logits: Tensor) -> Tensor:
-        return logits.float().sigmoid() if self.transform == "sigmoid" else logits.float()
+    def _score(self, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """(per-prefix [B, T], sequence [B]) scores of the rows, transformed."""
+        per_step, sequence = self.disc(rows)
+        if self.transform == "sigmoid":
+            return (None if per_step is None else per_step.float().sigmoid()), sequence.float().sigmoid()
+        return (None if per_step is None else per_step.float()), sequence.float()
 
 
 def _text(item: Any) -> str:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -89,7 +91,7 @@ class ForeignVocab:
         own = self.specials.get(name)
         return own if own is not None else int(self.specials["eos"])  # type: ignore[arg-type]
 
-    @property
+    @cached_property  # computed once per vocabulary (a frozen dataclass still has a __dict__ for the cache)
     def regular(self) -> list[int]:
         """Model ids that are not special, in order: langan ids 4, 5, ..."""
         taken = {i for i in self.specials.values() if i is not None}
@@ -99,11 +101,11 @@ class ForeignVocab:
     def size(self) -> int:
         return len(SPECIALS) + len(self.regular)
 
-    @property
+    @cached_property
     def to_model(self) -> list[int]:
         return [self._model_id(n) for n in MODEL_SPECIALS] + self.regular
 
-    @property
+    @cached_property
     def from_model(self) -> list[int]:
         out = [0] * self.model_size
         for lid, mid in enumerate(self.regular, start=len(SPECIALS)):
@@ -120,17 +122,35 @@ class ForeignVocab:
         return [PAD, BOS] + ([UNK] if unk is None or unk == self.specials["eos"] else [])
 
 
-def read_model_specials(folder: str | Path) -> dict[str, int | None]:
+def load_model_tokenizer(folder: str | Path, key: str = "the model folder") -> tuple[Any, ForeignVocab]:
+    """A Hugging Face folder's `tokenizer.json` (a `tokenizers.Tokenizer`) and langan's ids over it; one line for a
+    missing folder or file or an unreadable one. `key` names the setting in the messages (e.g. disc.path)."""
+    from tokenizers import Tokenizer
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise LanganError(f"{key} '{folder}' is not a folder; give a local folder written by save_pretrained")
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        raise LanganError(f"{key} '{folder}' has no tokenizer.json; a folder saved by transformers' save_pretrained "
+                          "of the model and its (fast) tokenizer has one")
+    try:
+        hf = Tokenizer.from_file(str(path))
+    except Exception as err:  # tokenizers raises plain Exception on a bad file
+        raise LanganError(f"cannot read {path}: {str(err)[:160]}") from None
+    return hf, ForeignVocab.of(hf.get_vocab_size(with_added_tokens=True), read_model_specials(folder, hf))
+
+
+def read_model_specials(folder: str | Path, tokenizer: Any) -> dict[str, int | None]:
     """The special token ids of a Hugging Face model folder: config.json's `*_token_id` (a list: its first), then
     the tokens named in tokenizer_config.json / special_tokens_map.json (CLS / SEP for BOS / EOS if need be), looked
-    up in tokenizer.json."""
+    up in `tokenizer` (the folder's `tokenizers.Tokenizer`)."""
     folder = Path(folder)
     found: dict[str, int | None] = dict.fromkeys(MODEL_SPECIALS)
     config = _read_json(folder / "config.json")
     for name in MODEL_SPECIALS:
         value = config.get(f"{name}_token_id")
         found[name] = value[0] if isinstance(value, list) and value else value if isinstance(value, int) else None
-    vocab = _token_ids(folder)
     for file in ("tokenizer_config.json", "special_tokens_map.json"):
         named = _read_json(folder / file)
         # an encoder (BERT) frames text as [CLS] ... [SEP]: its CLS / SEP serve as BOS / EOS when it names none
@@ -138,8 +158,8 @@ def read_model_specials(folder: str | Path) -> dict[str, int | None]:
             for key in keys:
                 token = named.get(f"{key}_token")
                 token = token.get("content") if isinstance(token, dict) else token
-                if found[name] is None and isinstance(token, str) and token in vocab:
-                    found[name] = vocab[token]
+                if found[name] is None and isinstance(token, str):
+                    found[name] = tokenizer.token_to_id(token)
     return found
 
 
@@ -151,12 +171,3 @@ def _read_json(path: Path) -> dict:
     except (OSError, json.JSONDecodeError) as err:
         raise LanganError(f"cannot read {path}: {err}") from None
     return data if isinstance(data, dict) else {}
-
-
-def _token_ids(folder: Path) -> dict[str, int]:
-    """token text -> id of tokenizer.json's added tokens and its model's vocabulary (BPE / WordLevel / WordPiece)."""
-    data = _read_json(folder / "tokenizer.json")
-    vocab = data.get("model", {}).get("vocab", {})
-    out = dict(vocab) if isinstance(vocab, dict) else {}
-    out.update({t["content"]: t["id"] for t in data.get("added_tokens", []) if "content" in t and "id" in t})
-    return out

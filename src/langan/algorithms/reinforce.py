@@ -285,22 +285,28 @@ class Reinforce(Algorithm):
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Any]:
-        # gradients accumulated towards the next D step are state too: without them a resume would differ
-        pending = [p.grad for p in self.disc.parameters()] if self.disc_batches % self.cfg.disc.grad_accumulation \
-            else []
+        pending = self._pending_disc_grads()
         return {"step_count": self.step_count, "gen_optimizer": self.opt.state_dict(), **self.guard_state(),
             "pretrain_optimizer": self.pre_opt.state_dict(), "disc_optimizer": self.disc_opt.state_dict(),
             "baseline": self.baseline.state_dict(), "disc_batches": self.disc_batches, "disc_grads": pending}
 
     def local_state(self) -> dict[str, Any]:
         """Each rank's baseline follows its own samples' returns, and accumulates its own D gradients."""
-        full = self.state_dict()  # on CPU: it travels to rank 0 (which may see only its own GPU) and into state.pt
-        grads = [None if g is None else g.detach().cpu() for g in full["disc_grads"]]
-        return {"baseline": full["baseline"], "disc_grads": grads}
+        grads = [None if g is None else g.detach().cpu() for g in self._pending_disc_grads()]  # CPU: to rank 0
+        return {"baseline": self.baseline.state_dict(), "disc_grads": grads}
 
     def load_local_state(self, state: dict[str, Any]) -> None:
         self.baseline.load_state_dict(state["baseline"])
-        for p, g in zip(self.disc.parameters(), state["disc_grads"], strict=False):
+        self._set_disc_grads(state["disc_grads"])
+
+    def _pending_disc_grads(self) -> list[Tensor | None]:
+        """Gradients accumulated towards the next D step: state too, without them a resume would differ."""
+        if self.disc_batches % self.cfg.disc.grad_accumulation:
+            return [p.grad for p in self.disc.parameters()]
+        return []
+
+    def _set_disc_grads(self, grads: list[Tensor | None]) -> None:
+        for p, g in zip(self.disc.parameters(), grads, strict=False):
             p.grad = None if g is None else g.to(p.device)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -311,5 +317,4 @@ class Reinforce(Algorithm):
         self.disc_opt.load_state_dict(state["disc_optimizer"])
         self.baseline.load_state_dict(state["baseline"])
         self.disc_batches = int(state["disc_batches"])
-        for p, g in zip(self.disc.parameters(), state["disc_grads"], strict=False):
-            p.grad = None if g is None else g.to(p.device)
+        self._set_disc_grads(state["disc_grads"])

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from langan.errors import LanganError
-from langan.tokens import BOS, EOS, PAD, SPECIALS, UNK, ForeignVocab, read_model_specials
+from langan.tokens import BOS, EOS, PAD, SPECIALS, UNK, ForeignVocab, load_model_tokenizer
 
 # Inside the HF BPE tokenizer the specials carry a NUL byte: HF splits input text on special-token strings, and
 # a corpus may well contain a literal "<unk>", but never NUL (the data readers reject it).
@@ -257,27 +257,15 @@ class ModelTokenizer(Tokenizer):
         self.hf = hf_tokenizer
         self.hf.encode_special_tokens = True  # "<|endoftext|>" in the data is text, not EOS
         self.vocab = ForeignVocab.of(hf_tokenizer.get_vocab_size(with_added_tokens=True), dict(specials))
-        self.to_model, self.from_model = self.vocab.to_model, self.vocab.from_model
+        self.to_model, self.from_model = self.vocab.to_model, self.vocab.from_model  # plain lists: fast lookups
         pieces = {i: s for s, i in hf_tokenizer.get_vocab(with_added_tokens=True).items()}
         self.itos = list(SPECIALS) + [pieces.get(i, "") for i in self.vocab.regular]
         self.stoi = {s: i for i, s in enumerate(self.itos)}
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> ModelTokenizer:
-        from tokenizers import Tokenizer as HFTokenizer
-
-        path = Path(folder) / "tokenizer.json"
-        if not Path(folder).is_dir():
-            raise LanganError(f"the model folder '{folder}' is not a folder; give a local folder written by "
-                              "save_pretrained")
-        if not path.is_file():
-            raise LanganError(f"'{folder}' has no tokenizer.json; a model folder saved by transformers' "
-                              "save_pretrained of the model and its (fast) tokenizer has one")
-        try:
-            hf = HFTokenizer.from_file(str(path))
-        except Exception as err:  # tokenizers raises plain Exception on a bad file
-            raise LanganError(f"cannot read {path}: {err}") from None
-        return cls(hf, read_model_specials(folder))
+        hf, vocab = load_model_tokenizer(folder, "the model folder (data.tokenizer_path)")
+        return cls(hf, vocab.specials)
 
     @classmethod
     def fit(cls, texts: Iterable[str], min_freq: int = 1, path: str = "", **_: Any) -> ModelTokenizer:

@@ -33,7 +33,7 @@ def draw_samples(model: nn.Module, tokenizer: Tokenizer, n: int, max_length: int
     """n samples; a private generator seeded with `seed` leaves the global RNG untouched.
 
     `across_ranks` (langan eval, sweep-temperature): under torchrun every rank calls this and the n samples are
-    split between the ranks (rank r draws rows r, r + W, ... from the seed `seed + r * SHARD_SEED_STRIDE`) and
+    split between the ranks (rank r draws rows r, r + W, ... from `dist.rank_seed(seed)`) and
     gathered, so every rank returns the same n samples. Otherwise (e.g. rank 0 evaluating during training) this
     process draws all n."""
     args = (model, tokenizer, n, max_length, seed, temperature, top_p, top_k, batch_size, cond, allow_eos)
@@ -58,8 +58,6 @@ def _draw(model: nn.Module, tokenizer: Tokenizer, n: int, max_length: int, seed:
                    torch.cat([p.lengths for p in parts]).cpu(), torch.cat([p.ended for p in parts]).cpu())
 
 
-SHARD_SEED_STRIDE = 1_000_003
-
 
 def _draw_in_parallel(model: nn.Module, tokenizer: Tokenizer, n: int, max_length: int, seed: int,
                       temperature: float, top_p: float, top_k: int, batch_size: int, cond: Tensor | None,
@@ -68,8 +66,8 @@ def _draw_in_parallel(model: nn.Module, tokenizer: Tokenizer, n: int, max_length
 
     rank, world = dist.rank(), dist.world_size()
     rows = torch.arange(rank, n, world)  # this rank's rows of the n
-    mine = _draw(model, tokenizer, len(rows), max_length, seed + rank * SHARD_SEED_STRIDE, temperature, top_p, top_k,
-                 batch_size, None if cond is None else cond[rows], allow_eos)
+    mine = _draw(model, tokenizer, len(rows), max_length, dist.rank_seed(seed), temperature, top_p, top_k, batch_size,
+                 None if cond is None else cond[rows], allow_eos)
     shards: list[object] = [None] * world
     torch.distributed.all_gather_object(shards, (rows, mine.tokens, mine.lengths, mine.ended))
     width = max(int(s[1].shape[1]) for s in shards)  # type: ignore[index]

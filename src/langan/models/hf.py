@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from langan.errors import LanganError
-from langan.tokens import ForeignVocab, from_left_padded, left_align, left_pad, read_model_specials
+from langan.tokens import from_left_padded, left_align, left_pad, load_model_tokenizer
 
 PICKLED = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
 CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
@@ -103,16 +103,8 @@ class _ModelIds(nn.Module):
 
     def __init__(self, path: str | Path, vocab_size: int, model_rows: int, key: str):
         super().__init__()
-        from tokenizers import Tokenizer as HFTokenizer
-
-        tokenizer = Path(path) / "tokenizer.json"
-        if not tokenizer.is_file():
-            raise LanganError(f"{key}='{path}' has no tokenizer.json; save the model's tokenizer into the folder too")
-        try:
-            size = HFTokenizer.from_file(str(tokenizer)).get_vocab_size(with_added_tokens=True)
-        except Exception as err:  # tokenizers raises plain Exception on a bad file
-            raise LanganError(f"cannot read {tokenizer}: {str(err)[:160]}") from None
-        vocab = ForeignVocab.of(size, read_model_specials(path))
+        _, vocab = load_model_tokenizer(path, key)  # the same reading as the run's ModelTokenizer
+        size = vocab.model_size
         if vocab.size != vocab_size:
             raise LanganError(f"{key}='{path}': its tokenizer gives {vocab.size} langan ids but the run's tokenizer "
                               f"{vocab_size}; the run must read text with this model's tokenizer")

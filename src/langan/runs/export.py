@@ -23,16 +23,16 @@ from langan.runs.loading import LoadedRun
 from langan.tokens import BOS, EOS, PAD, UNK
 
 
-def check_exportable(model: object, key_prefix: str = "generator") -> TransformerLM:
+def check_exportable(model: object) -> TransformerLM:
     """The generator if it maps onto Llama exactly, else one line naming the config key that prevents it."""
     if not isinstance(model, TransformerLM):
         raise LanganError(f"only a transformer generator maps onto Llama; this run's is {type(model).__name__} "
-                          f"({key_prefix}.arch)")
+                          "(generator.arch)")
     if model.positions is not None:
-        raise LanganError(f"Llama has no learned absolute positions: train with {key_prefix}.learned_positions=false")
+        raise LanganError("Llama has no learned absolute positions: train with generator.learned_positions=false")
     if not model.blocks[0].mlp.swiglu:
-        raise LanganError(f"Llama's MLP is gated (SwiGLU); a GELU MLP has no Llama equivalent: train with "
-                          f"{key_prefix}.activation=swiglu")
+        raise LanganError("Llama's MLP is gated (SwiGLU); a GELU MLP has no Llama equivalent: train with "
+                          "generator.activation=swiglu")
     if model.cond_proj is not None:
         raise LanganError("a conditional generator (algorithm=ctrlgen) reads a code Llama has no input for")
     return model

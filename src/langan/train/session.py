@@ -45,14 +45,13 @@ def seed_everything(seed: int) -> None:
 
 
 T = TypeVar("T")
-RANK_SEED_STRIDE = 1_000_003  # rank r > 0 of a torchrun job samples from seed + r * this (a prime: no overlap)
 
 
 def seed_rank(seed: int) -> None:
     """After the networks are built (the same initial weights on every rank): each rank > 0 its own random
     stream, so the ranks draw different samples, rollouts and dropout masks; rank 0 keeps the seed's."""
     if dist.rank() > 0:
-        seed_everything(seed + dist.rank() * RANK_SEED_STRIDE)
+        seed_everything(dist.rank_seed(seed))
 
 
 def check_world(cfg: Config, data: DataBundle) -> None:
@@ -64,24 +63,26 @@ def check_world(cfg: Config, data: DataBundle) -> None:
                           "processes")
 
 
-def _rank0_first(make: Callable[[], T]) -> T | None:
-    """`make()` on rank 0 (it writes the run directory) while the other ranks wait for its outcome; they fail with
-    rank 0's error line when it failed, so no rank is left waiting in a collective. In one process: `make()`."""
+def _rank0_first(make: Callable[[], T], share: Callable[[T], Any]) -> tuple[T | None, Any]:
+    """`make()` on rank 0 (it writes the run directory) while the other ranks wait for its outcome: (its result,
+    `share(result)`) there, (None, rank 0's `share(result)`) elsewhere, from one broadcast. When rank 0 fails, the
+    others fail with its error line, so no rank is left waiting in a collective. In one process: `make()`."""
     if not dist.is_main():
-        message = dist.broadcast(None)
+        message, shared = dist.broadcast(None)
         if message is not None:
             raise LanganError(message)
-        return None
+        return None, shared
     try:
         out = make()
     except LanganError as err:
-        dist.broadcast(str(err))
+        dist.broadcast((str(err), None))
         raise
     except BaseException:
-        dist.broadcast("rank 0 failed while setting up the run; its output says why")
+        dist.broadcast(("rank 0 failed while setting up the run; its output says why", None))
         raise
-    dist.broadcast(None)
-    return out
+    shared = share(out)
+    dist.broadcast((None, shared))
+    return out, shared
 
 
 def total_steps(cfg: Config, n_train: int) -> int:
@@ -198,10 +199,8 @@ def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv:
             run.update_meta(preset=preset, changes=changes)
         return run, changes
 
-    created = _rank0_first(create)
-    run, changes = created or (RunDir(dist.broadcast(None)), None)  # the other ranks: rank 0's run directory
-    if created and dist.active():
-        dist.broadcast(str(run.path))
+    created, path = _rank0_first(create, lambda made: str(made[0].path))
+    run, changes = created or (RunDir(path), None)  # the other ranks: rank 0's run directory, never written
     with _unlocked_on_error(run):
         trainer = Trainer(cfg, run, data, algorithm, steps, quiet=quiet)
     return Session(cfg, run, data, algorithm, trainer, changes)
