@@ -77,3 +77,22 @@ def test_trained_metrics_through_langan_eval(names_file, tmp_path, capsys) -> No
                  "c2st_acc,lm_score,reverse_lm_score"]) == 0
     results = json.loads(capsys.readouterr().out)
     assert 0 <= results["c2st_acc"] <= 1 and results["lm_score"] > 0 and results["reverse_lm_score"] > 0
+
+
+def test_lm_score_fits_the_real_data_lm_once(names, monkeypatch) -> None:
+    """The LM behind lm_score depends only on the training rows: later scores reuse it, other rows refit."""
+    tok, texts = names
+    train = torch.cat([torch.full((300, 1), BOS), rows(tok, texts[:300])], 1)
+    samples = rows(tok, texts[400:450])
+    fits = []
+    real_fit = learned.fit_lm
+    monkeypatch.setattr(learned, "_REAL_DATA_LMS", {})  # what an earlier test fitted does not count
+    monkeypatch.setattr(learned, "fit_lm", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    kw = {"vocab_size": tok.vocab_size, "max_length": 17, "steps": 5, "seed": 0}
+    first = learned.lm_score(samples, train, **kw)
+    assert learned.lm_score(samples, train, **kw) == first and len(fits) == 1
+    learned.lm_score(samples[:10], train, **kw)
+    assert len(fits) == 1, "another set of samples needs no new LM"
+    learned.lm_score(samples, train[:200], **kw)
+    learned.lm_score(samples, train, **{**kw, "steps": 6})
+    assert len(fits) == 3, "other training rows or settings need their own LM"

@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from langan.cli import config, export, report, runs, sample, sweep, sweep_temperature, train
+from langan.cli import compare, config, export, report, runs, sample, sweep, sweep_temperature, train
 from langan.cli import eval as evaluate
 from langan.errors import LanganError
 
@@ -19,7 +19,7 @@ EPILOG = "Examples:\n  langan train configs/names-mle.yaml train.steps=2000 --na
 
 # command -> its module, in the order of the top-level help
 COMMANDS = {"train": train, "sample": sample, "eval": evaluate, "sweep-temperature": sweep_temperature,
-            "report": report, "runs": runs, "sweep": sweep, "config": config, "export": export}
+            "compare": compare, "report": report, "runs": runs, "sweep": sweep, "config": config, "export": export}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from langan.report import write_report
+    from langan.report.curves import write_report
 
     png, page = write_report(args.run_dirs, Path(args.out))
     print(f"wrote {png} and {page}")

@@ -49,7 +49,8 @@ class TrainConfig:
                              "of training have passed, resumes included; evaluation time not counted (0 = none)")
     init_from: str = opt("", "GANs: a run directory whose generator (its evaluated checkpoint: best for MLE runs) this "
                          "run starts from, e.g. an MLE run on the same data; with train.pretrain_steps=0 that MLE "
-                         "run is the pretraining. Same tokenizer and generator shape needed. Empty = fresh weights")
+                         "run is the pretraining; a group of seed runs (`--seeds`) gives the member of this "
+                         "train.seed. Same tokenizer and generator shape needed. Empty = fresh weights")
     init_checkpoint: str = opt("auto", "train.init_from: which of its checkpoints (auto = the one `langan eval` "
                                "judges: best valid NLL for MLE runs; best, latest or step-N)")
     max_skipped_steps: int = opt(10, "a step with a non-finite loss or gradient is skipped and counted; stop after "

@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from langan import dist
+from langan import __version__, dist
 from langan.data.batching import trim
 from langan.errors import LanganError
 from langan.eval import learned
@@ -22,6 +22,7 @@ from langan.eval.nll import nll_per_token
 from langan.eval.samples import draw_samples
 from langan.fileio import atomic_write_text
 from langan.runs.loading import LoadedRun, load_run
+from langan.runs.rundir import git_commit
 from langan.tokens import PAD, UNK
 
 # each trains or loads a model: computed only when named with --metrics
@@ -47,17 +48,42 @@ def evaluate_run(run_dir: str, n: int = 1000, temperature: float = 1.0, top_p: f
     check_metrics(metrics)
     loaded = load_run(run_dir, which)
     settings = {"n": n, "temperature": temperature, "top_p": top_p, "top_k": top_k, "seed": seed}
+    return record_evaluation(loaded, metrics, settings)
+
+
+def record_evaluation(loaded: LoadedRun, metrics: list[str] | None, settings: dict[str, Any]) -> dict[str, Any]:
+    """evaluate_loaded plus the settings, checkpoint and test split it was made with, written to eval.json."""
     coded = loaded.algorithm.codes is not None
     if metrics and "attr_acc" in metrics and not coded:
-        raise LanganError(f"attr_acc needs a run with style codes (algorithm=ctrlgen); {run_dir} has none")
+        raise LanganError(f"attr_acc needs a run with style codes (algorithm=ctrlgen); {loaded.run.path} has none")
     results = evaluate_loaded(loaded, metrics or default_metrics(loaded.data.oracle is not None, coded), settings)
-    results |= {"n_samples": n, "temperature": temperature, "top_p": top_p, "top_k": top_k, "seed": seed,
+    results |= {"n_samples": settings["n"], **{k: settings[k] for k in ("temperature", "top_p", "top_k", "seed")},
                 "checkpoint": loaded.checkpoint.name, "step": loaded.trainer_state.get("step"),
                 "test_examples": len(loaded.data.test), "test_unk_rate": _unk_rate(loaded.data.test.tokens),
-                "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "code": code_version()}
     if dist.is_main():
         atomic_write_text(loaded.run.eval_path, json.dumps(results, indent=2) + "\n")
     return results
+
+
+def code_version() -> str:
+    """langan's version and git commit: an evaluation made by other code is not reused."""
+    return f"{__version__} {git_commit() or ''}".strip()
+
+
+def recorded_evaluation(loaded: LoadedRun, metrics: list[str], settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's eval.json if it was made of this checkpoint (name and step) by this code with these settings
+    and holds every one of `metrics` (for each generator it compares); else None."""
+    try:
+        recorded = json.loads(loaded.run.eval_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    same = (recorded.get("n_samples") == settings["n"] and recorded.get("code") == code_version()
+            and all(recorded.get(k) == settings[k] for k in ("temperature", "top_p", "top_k", "seed"))
+            and recorded.get("checkpoint") == loaded.checkpoint.name
+            and recorded.get("step") == loaded.trainer_state.get("step"))
+    generators = [recorded, *recorded.get("compare", {}).values()]
+    return recorded if same and all(m in g for g in generators for m in metrics) else None
 
 
 def _unk_rate(tokens: Tensor) -> float:
@@ -73,10 +99,11 @@ def check_metrics(metrics: list[str] | None) -> None:
         raise LanganError(f"unknown metric '{unknown[0]}'; available: {', '.join(METRICS)}")
 
 
-def evaluate_loaded(loaded: LoadedRun, names: list[str], settings: dict[str, Any]) -> dict[str, Any]:
-    """`names` of the run's generator and, under "compare", of the algorithm's other generators."""
+def evaluate_loaded(loaded: LoadedRun, names: list[str], settings: dict[str, Any], others: bool = True
+                    ) -> dict[str, Any]:
+    """`names` of the run's generator and, with `others`, under "compare" of the algorithm's other generators."""
     results: dict[str, Any] = _evaluate_generator(loaded, loaded.algorithm.generator, names, settings)
-    others = loaded.algorithm.generators_to_compare()
+    others = loaded.algorithm.generators_to_compare() if others else {}
     if others:
         results["generator"] = loaded.algorithm.generator_label
         results["compare"] = {name: _evaluate_generator(loaded, gen, names, settings) for name, gen in others.items()}

@@ -12,6 +12,8 @@ scores count EOS and not BOS, like `nll`.
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -57,9 +59,19 @@ def fit_lm(rows: Tensor, vocab_size: int, max_length: int, steps: int = 1000, se
     return model.eval()
 
 
+# lm_score's LM depends only on the training rows and its settings, never on the samples: one fit serves every
+# run and temperature a process scores on the same data (langan compare, sweep-temperature --pair lm)
+_REAL_DATA_LMS: dict[tuple, TransformerLM] = {}
+
+
 def lm_score(samples: Tensor, train_rows: Tensor, vocab_size: int, max_length: int, steps: int, seed: int) -> float:
-    lm = fit_lm(train_rows, vocab_size, max_length, steps, seed)
-    return nll_per_token(lm, as_rows(samples))
+    rows = train_rows.cpu().contiguous()
+    key = (tuple(rows.shape), hashlib.sha256(rows.numpy().tobytes()).hexdigest(), vocab_size, max_length, steps,
+           seed)
+    if key not in _REAL_DATA_LMS:
+        _REAL_DATA_LMS.clear()  # one data set at a time is the use; do not hold on to old models
+        _REAL_DATA_LMS[key] = fit_lm(rows, vocab_size, max_length, steps, seed)
+    return nll_per_token(_REAL_DATA_LMS[key], as_rows(samples))
 
 
 def reverse_lm_score(samples: Tensor, test_rows: Tensor, vocab_size: int, max_length: int, steps: int,

@@ -15,8 +15,9 @@ from typing import Any
 
 from langan.errors import LanganError
 from langan.eval.evaluate import evaluate_loaded
+from langan.eval.plotting import pyplot
 from langan.fileio import write_csv_beside
-from langan.runs.loading import load_run
+from langan.runs.loading import LoadedRun, load_run
 
 PAIRS = {"text": ("bleu4", "self_bleu4"), "oracle": ("nll_oracle", "nll_gen"), "lm": ("lm_score", "reverse_lm_score")}
 
@@ -40,54 +41,68 @@ def parse_temperatures(spec: str) -> list[float]:
     return values
 
 
+def pair_for(runs: list[LoadedRun], pair: str = "auto") -> tuple[str, str]:
+    """(quality, diversity) metric names: `pair`, or for auto the text pair / the oracle pair by the runs' data."""
+    kinds = {"oracle" if r.data.oracle is not None else "text" for r in runs}
+    if len(kinds) > 1:
+        raise LanganError("mix of oracle and text runs: their quality-diversity figures are not comparable")
+    return PAIRS[kinds.pop() if pair == "auto" else pair]
+
+
 def sweep_temperature(run_dirs: list[str], temperatures: list[float], n: int = 1000, seed: int = 0,
                       progress: Any = None, pair: str = "auto") -> list[dict[str, Any]]:
     """One row per (run, generator, temperature): the quality and the diversity figure. A GAN run adds a
     curve for its pretrained generator, so MLE and adversarial training meet on one frontier."""
     runs = [load_run(r) for r in run_dirs]
-    kinds = {"oracle" if r.data.oracle is not None else "text" for r in runs}
-    if len(kinds) > 1:
-        raise LanganError("sweep-temperature: mix of oracle and text runs; their figures are not comparable")
-    quality, diversity = PAIRS[kinds.pop() if pair == "auto" else pair]
+    metrics = pair_for(runs, pair)
     rows = []
     for loaded in runs:
-        for t in temperatures:
-            settings = {"n": n, "temperature": t, "top_p": 1.0, "top_k": 0, "seed": seed}
-            results = evaluate_loaded(loaded, [quality, diversity], settings)
-            label = results.get("generator")
-            per_generator = {loaded.run.name + (f" ({label})" if label else ""): results}
-            per_generator |= {f"{loaded.run.name} ({k})": v for k, v in results.get("compare", {}).items()}
-            for name, values in per_generator.items():
-                rows.append({"run": name, "temperature": t, "quality_metric": quality, "quality": values[quality],
-                             "diversity_metric": diversity, "diversity": values[diversity]})
-                if progress is not None:
-                    progress(rows[-1])
+        rows += sweep_loaded(loaded, loaded.run.name, temperatures, metrics, n, seed, progress=progress)
     return rows
+
+
+def sweep_loaded(loaded: LoadedRun, label: str, temperatures: list[float], metrics: tuple[str, str], n: int,
+                 seed: int, others: bool = True, progress: Any = None) -> list[dict[str, Any]]:
+    """Rows of one loaded run (named `label`) over temperatures; with `others`, its pretrained generator too."""
+    quality, diversity = metrics
+    rows = []
+    for t in temperatures:
+        settings = {"n": n, "temperature": t, "top_p": 1.0, "top_k": 0, "seed": seed}
+        results = evaluate_loaded(loaded, [quality, diversity], settings, others)
+        own = results.get("generator")
+        per_generator = {label + (f" ({own})" if own and others else ""): results}
+        if others:
+            per_generator |= {f"{label} ({k})": v for k, v in results.get("compare", {}).items()}
+        for name, values in per_generator.items():
+            rows.append({"run": name, "temperature": t, "quality_metric": quality, "quality": values[quality],
+                         "diversity_metric": diversity, "diversity": values[diversity]})
+            if progress is not None:
+                progress(rows[-1])
+    return rows
+
+
+def draw_curves(ax: Any, rows: list[dict[str, Any]], styles: dict[str, dict] | None = None) -> None:
+    """One curve per row label on a matplotlib axis: diversity on x, quality on y, points labelled with T."""
+    for run in dict.fromkeys(r["run"] for r in rows):
+        points = [r for r in rows if r["run"] == run]
+        xs, ys = [r["diversity"] for r in points], [r["quality"] for r in points]
+        ax.plot(xs, ys, marker="o", markersize=3, label=run, **(styles or {}).get(run, {}))
+        for r in points:
+            ax.annotate(f"{r['temperature']:g}", (r["diversity"], r["quality"]), fontsize=6,
+                        textcoords="offset points", xytext=(3, 3))
+    metric = rows[0]["diversity_metric"]
+    ax.set_xlabel(metric + ("  (lower = more diverse)" if "self_bleu" in metric else ""))
+    ax.set_ylabel(rows[0]["quality_metric"])
+    ax.grid(alpha=0.3)
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
     """One curve per run: diversity figure on x, quality on y, each point labelled with its temperature."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise LanganError("the PNG needs matplotlib: pip install 'langan[plot]' (the CSV was written)") from None
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=120)
-    for run in dict.fromkeys(r["run"] for r in rows):
-        points = [r for r in rows if r["run"] == run]
-        xs, ys = [r["diversity"] for r in points], [r["quality"] for r in points]
-        ax.plot(xs, ys, marker="o", label=run)
-        for r in points:
-            ax.annotate(f"{r['temperature']:g}", (r["diversity"], r["quality"]), fontsize=7,
-                        textcoords="offset points", xytext=(3, 3))
-    ax.set_xlabel(rows[0]["diversity_metric"] + ("  (lower = more diverse)" if "self_bleu" in
-                                                  rows[0]["diversity_metric"] else ""))
-    ax.set_ylabel(rows[0]["quality_metric"])
+    draw_curves(ax, rows)
     ax.set_title("quality-diversity over sampling temperature")
     ax.legend()
-    ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -97,5 +112,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 def write_outputs(rows: list[dict[str, Any]], png: Path) -> Path:
     """The CSV next to the PNG (same stem); returns the CSV path."""
     csv_path = write_csv_beside(png, rows)
-    plot(rows, png)
+    try:
+        plot(rows, png)
+    except LanganError as err:
+        raise LanganError(f"{err} (the CSV was written: {csv_path})") from None
     return csv_path

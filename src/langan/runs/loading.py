@@ -18,7 +18,8 @@ from langan.config import Config, load_config
 from langan.data.dataset import DataBundle, load_data
 from langan.data.tokenizers import tokenizer_from_json
 from langan.errors import LanganError
-from langan.runs import checkpoint
+from langan.runs import checkpoint, records
+from langan.runs.records import group_members
 from langan.runs.rundir import RunDir
 
 
@@ -115,9 +116,28 @@ def load_run(run_dir: str | Path, which: str = "auto", join_group: bool = True) 
     return LoadedRun(cfg, run, data, algorithm, path, trainer_state)
 
 
-def copy_generator_from(run_dir: str | Path, into: nn.Module, data: DataBundle, which: str = "auto") -> Path:
+def init_source(path: str | Path, seed: int) -> Path:
+    """train.init_from's run: the directory itself, or in a group of seed runs (`langan train --seeds`) the
+    member trained with the same train.seed, so that each seed of a GAN starts from its own seed's MLE run."""
+    root = Path(path)
+    if (root / "config.yaml").is_file() or not root.is_dir():
+        return root
+    try:
+        members = [m for m in group_members(root) if records.read_config(m).get("train", {}).get("seed") == seed]
+    except LanganError as err:
+        raise LanganError(f"train.init_from: {err}") from None
+    if not members:
+        raise LanganError(f"train.init_from: the group '{root}' has no run with train.seed={seed}; give a run "
+                          "directory, or train that seed into the group")
+    return members[0].path
+
+
+def copy_generator_from(run_dir: str | Path, into: nn.Module, data: DataBundle, which: str = "auto",
+                        seed: int = 0) -> Path:
     """Load the generator of another run's checkpoint `which` (auto: the one `langan eval` judges, best for MLE
-    runs) into `into`. The runs must share the tokenizer and the generator's shape; returns the checkpoint used."""
+    runs) into `into`; a group of seed runs gives its member of `seed`. The runs must share the tokenizer and
+    the generator's shape; returns the checkpoint used."""
+    run_dir = init_source(run_dir, seed)
     try:
         source = load_run(run_dir, which)
     except LanganError as err:

@@ -175,7 +175,7 @@ def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv:
     check_world(cfg, data)
     steps = total_steps(cfg, len(data.train))
     algorithm = build_algorithm(cfg, data, device, steps)  # before the run directory: a failure leaves none
-    init = copy_generator_from(cfg.train.init_from, algorithm.gen, data, cfg.train.init_checkpoint) \
+    init = copy_generator_from(cfg.train.init_from, algorithm.gen, data, cfg.train.init_checkpoint, cfg.train.seed) \
         if cfg.train.init_from else None
     compile_networks(cfg, algorithm)
     seed_rank(cfg.train.seed)
@@ -191,7 +191,7 @@ def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv:
             run.update_meta(data_fingerprint=data.fingerprint(), data_notes=data.notes, total_steps=steps,
                             num_parameters=count_parameters(algorithm.generator), world_size=dist.world_size())
             if init is not None:
-                run.update_meta(init_from=str(init))
+                run.update_meta(init_from=str(init.resolve()))
             changes = None
             if previous is not None:
                 changes = {"against": previous[0],

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 from langan.errors import LanganError
+from langan.eval.plotting import pyplot
 from langan.fileio import atomic_write_text
 from langan.runs.rundir import RunDir
 
@@ -29,16 +30,11 @@ def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def write_report(run_dirs: list[str], out: Path) -> tuple[Path, Path]:
-    """Writes OUT (PNG) and OUT with .html; returns both paths."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise LanganError("langan report needs matplotlib: pip install 'langan[plot]'") from None
-    runs = {RunDir.open(d).name: RunDir.open(d).read_metrics() for d in run_dirs}
+def write_report(run_dirs: list[str], out: Path, labels: list[str] | None = None) -> tuple[Path, Path]:
+    """Writes OUT (PNG) and OUT with .html; returns both paths. `labels` name the runs (default: their names)."""
+    plt = pyplot()
+    opened = [RunDir.open(d) for d in run_dirs]
+    runs = {label: run.read_metrics() for label, run in zip(labels or [r.name for r in opened], opened, strict=True)}
     panels = [(t, keys) for t, keys in PANELS if any(_series(rows, k)[0] for rows in runs.values() for k in keys)]
     if not panels:
         raise LanganError("none of these runs has logged metrics yet (metrics.jsonl is empty)")
