@@ -24,7 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-from langan_cli import REPO, langan
+from langan_cli import REPO, langan, table_parser
 
 PRESETS = ("mle", "relgan", "seqgan", "reinforce")
 PUBLISHED = REPO / "benchmarks" / "published" / "coco.csv"
@@ -66,24 +66,15 @@ def report(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train the presets' seed groups")
-    t.add_argument("--presets", nargs="+", choices=PRESETS, default=list(PRESETS))
-    t.add_argument("--own-pretraining", action="store_true", help="GANs pretrain themselves (the preset as it is)")
-    t.add_argument("--overwrite", action="store_true", help="train finished seeds again")
+    parser, t, r = table_parser(__doc__, PRESETS)
     t.add_argument("--train", dest="train_file", help="another corpus: its training file (one sentence a line)")
     t.add_argument("--test", dest="test_file", help="another corpus: its test file")
-    t.add_argument("overrides", nargs="*", help="config overrides for every run (key=value)")
-    r = sub.add_parser("report", help="langan compare over the groups: table, frontiers, HTML page")
-    r.add_argument("--n", type=int, default=10000, help="samples per run at T = 1 (default 10,000)")
     r.add_argument("--frontier-n", type=int, default=10000, help="samples per temperature (default 10,000)")
     r.add_argument("--temperatures", default="0.5,0.6,0.7,0.8,0.9,1.0,1.1,1.2")
     r.add_argument("--pairs", default="text", help="text, lm or text,lm (lm trains two LMs per point)")
     r.add_argument("--metrics", default="nll,bleu2,bleu3,bleu4,bleu5,self_bleu2,self_bleu3,self_bleu4,self_bleu5,"
                    "unique,novelty,eos_rate,lm_score,reverse_lm_score,c2st_acc,fed")
     for p in (t, r):
-        p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
         p.add_argument("--runs", type=lambda s: REPO / s, default=REPO / "runs" / "coco",
                        help="where the groups go (default runs/coco)")
     args = parser.parse_args()

@@ -26,7 +26,7 @@ import statistics
 import sys
 import time
 
-from langan_cli import REPO, langan
+from langan_cli import REPO, langan, table_parser
 
 RUNS = REPO / "runs" / "oracle"
 FIGURES = REPO / "benchmarks" / "figures"
@@ -159,19 +159,9 @@ def plot_curves(presets: list[str], seeds: list[int]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train the presets' runs")
-    t.add_argument("--presets", nargs="+", choices=PRESETS, default=list(PRESETS))
-    t.add_argument("--own-pretraining", action="store_true", help="GANs pretrain themselves (the preset as it is)")
-    t.add_argument("--overwrite", action="store_true", help="train finished runs again")
-    t.add_argument("overrides", nargs="*", help="config overrides for every run (key=value)")
-    r = sub.add_parser("report", help="evaluate, print the table, draw the figures")
-    r.add_argument("--n", type=int, default=10000, help="samples per run (default 10,000)")
+    parser, _, r = table_parser(__doc__, PRESETS)
     r.add_argument("--no-frontier", dest="frontier", action="store_false", help="skip the temperature sweep")
     r.add_argument("--frontier-n", type=int, default=2000, help="samples per temperature in the sweep")
-    for p in (t, r):
-        p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     args = parser.parse_args()
     train(args) if args.command == "train" else report(args)
 
