@@ -42,6 +42,12 @@ def test_fed_of_a_set_against_itself_is_zero_and_cuts_both_sides_to_one_count(mo
     assert fed(NAMES[:20], NAMES[20:]) > 0.1  # girls' and boys' names differ in these features
     assert fed(NAMES[:20], NAMES) == pytest.approx(fed(NAMES[:20], NAMES[:20])) and sizes[-2:] == [20, 20]
     assert math.isnan(fed(NAMES[:1], NAMES))  # one sample has no covariance
+    # the references are embedded once for all the sample sets scored against them
+    sizes.clear()
+    fed(NAMES[:10], NAMES[20:30])
+    fed(NAMES[10:20], NAMES[20:30])
+    assert sizes == [10, 10, 10]
+    assert fed(NAMES[:10], NAMES[20:30]) == fed(NAMES[:10], NAMES[20:30])
 
 
 def test_fed_needs_its_extra_or_gives_a_number(names_file, tmp_path, capsys) -> None:

@@ -10,6 +10,8 @@ for the positive semi-definite covariances here.
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from torch import Tensor
 
@@ -42,9 +44,22 @@ def embed(texts: list[str], batch_size: int = 256) -> Tensor:
     return torch.as_tensor(model.encode(texts, batch_size=batch_size, convert_to_numpy=True))
 
 
+# the reference side is the same test split for every run and temperature a process scores (langan compare):
+# embedded once
+_REFERENCE_EMBEDDINGS: dict[tuple, Tensor] = {}
+
+
+def _reference_embeddings(texts: list[str]) -> Tensor:
+    key = (embed, hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest())  # by this encoder, of these texts
+    if key not in _REFERENCE_EMBEDDINGS:
+        _REFERENCE_EMBEDDINGS.clear()
+        _REFERENCE_EMBEDDINGS[key] = embed(texts)
+    return _REFERENCE_EMBEDDINGS[key]
+
+
 def fed(samples: list[str], references: list[str]) -> float:
     """FED of samples against references, each cut to the smaller count so both sides use the same N."""
     n = min(len(samples), len(references))
     if n < 2:
         return float("nan")
-    return frechet_distance(embed(samples[:n]), embed(references[:n]))
+    return frechet_distance(embed(samples[:n]), _reference_embeddings(references[:n]))
