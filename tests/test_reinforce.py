@@ -377,3 +377,22 @@ def test_disc_accuracy_records_no_autograd_graph(algorithm: str, names_file: Pat
     rows = s.data.test.tokens[:, 1:]
     assert 0 <= s.algorithm.disc_accuracy(rows, rows) <= 1
     assert grad_enabled and not any(grad_enabled)
+
+
+def test_learned_metrics_during_training_leave_the_run_as_it_was(names_file: Path, tmp_path: Path) -> None:
+    """lm_score, reverse_lm_score, c2st_acc and disc_acc at each evaluation (against the validation split) are
+    logged, and training with them ends at the same weights as training without them (they fit their own models
+    on private RNGs and only read the GAN)."""
+    learned = {"eval.metrics": "[lm_score,reverse_lm_score,c2st_acc,disc_acc,unique]", "eval.lm_steps": 5,
+               "eval.c2st_steps": 5, "eval.metric_samples": 16, "eval.every": 2, "data.valid_size": 8}
+    plain = gan_session(names_file, tmp_path / "plain", **(learned | {"eval.metrics": "[unique]"}))
+    plain.train()
+    s = gan_session(names_file, tmp_path / "learned", **learned)
+    s.train()
+    rows = [r for r in s.run.read_metrics() if "eval/unique" in r]
+    assert len(rows) >= 3
+    for row in rows:
+        assert row["eval/lm_score"] > 0 and row["eval/reverse_lm_score"] > 0
+        assert 0 <= row["eval/c2st_acc"] <= 1 and 0 <= row["eval/disc_acc"] <= 1
+    assert all(torch.equal(v, plain.algorithm.gen.state_dict()[k]) for k, v in s.algorithm.gen.state_dict().items())
+    assert all(torch.equal(v, plain.algorithm.disc.state_dict()[k]) for k, v in s.algorithm.disc.state_dict().items())

@@ -22,13 +22,22 @@ from langan.config.fields import Check, apply_override, build, closest, config_c
 from langan.config.gan import BETA_SCHEDULES, GAN_LOSSES, CtrlGenConfig, GumbelConfig, RewardConfig, SamplingConfig
 from langan.config.networks import DiscConfig, GeneratorConfig
 from langan.config.optim import OptimConfig, OptimSection
-from langan.config.training import ORACLE_ONLY_METRICS, SAMPLE_METRIC_NAMES, EvalConfig, TrainConfig
+from langan.config.training import (
+    DURING_METRIC_NAMES,
+    LEARNED_METRIC_NAMES,
+    ORACLE_ONLY_METRICS,
+    SAMPLE_METRIC_NAMES,
+    EvalConfig,
+    TrainConfig,
+)
 from langan.fileio import atomic_write_text
 
 __all__ = [
     "BETA_SCHEDULES",
     "BPE_MIN_VOCAB",
+    "DURING_METRIC_NAMES",
     "GAN_LOSSES",
+    "LEARNED_METRIC_NAMES",
     "ORACLE_ONLY_METRICS",
     "SAMPLE_METRIC_NAMES",
     "Check",

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 SAMPLE_METRIC_NAMES: tuple[str, ...] = ("unique", "novelty", "mean_length", "eos_rate",
                                         *(f"distinct{n}" for n in range(1, 5)), *(f"bleu{n}" for n in range(2, 6)),
                                         *(f"self_bleu{n}" for n in range(2, 6)), "nll_oracle", "fed")
+# figures that train a small model (or ask the run's discriminator) on the samples: also during training
+LEARNED_METRIC_NAMES: tuple[str, ...] = ("lm_score", "reverse_lm_score", "c2st_acc", "disc_acc")
+DURING_METRIC_NAMES: tuple[str, ...] = (*SAMPLE_METRIC_NAMES, *LEARNED_METRIC_NAMES)
 ORACLE_ONLY_METRICS: tuple[str, ...] = ("nll_oracle",)  # they score samples with the oracle of data.source=oracle
 
 @dataclass
@@ -83,15 +86,17 @@ class EvalConfig:
     batch_size: int = opt(256, "batch size of NLL evaluation")
     temperature: float = opt(1.0, "temperature of the samples drawn at evaluation")
     metrics: list[str] = opt([], "sample metrics logged at each evaluation (BLEU against the validation split): "
-                             "unique, novelty, distinct1..4, bleu2..5, self_bleu2..5, "
-                             "mean_length, eos_rate", items=SAMPLE_METRIC_NAMES)
+                             "unique, novelty, distinct1..4, bleu2..5, self_bleu2..5, mean_length, eos_rate; and "
+                             "lm_score (the LM of the training split is fitted once per process), reverse_lm_score, "
+                             "c2st_acc (against the validation split; each fits a small model: eval.lm_steps, "
+                             "eval.c2st_steps), disc_acc (the run's discriminator, GANs)", items=DURING_METRIC_NAMES)
     metric_samples: int = opt(500, "samples drawn for eval.metrics at each evaluation")
-    lm_steps: int = opt(1000, "langan eval: training steps of the small LM behind lm_score / reverse_lm_score")
-    c2st_steps: int = opt(300, "langan eval: training steps of the fresh classifier behind c2st_acc")
+    lm_steps: int = opt(1000, "training steps of the small LM behind lm_score / reverse_lm_score")
+    c2st_steps: int = opt(300, "training steps of the fresh classifier behind c2st_acc")
     attr_steps: int = opt(1500, "langan eval: training steps of the separate attribute classifier behind attr_acc")
 
     def check(self, root: Config) -> list[Check]:
-        unknown = [m for m in self.metrics if m not in SAMPLE_METRIC_NAMES]
+        unknown = [m for m in self.metrics if m not in DURING_METRIC_NAMES]
         return [
             *at_least_one({"eval.batch_size": self.batch_size}),
             (self.num_samples >= 0 and self.metric_samples >= 0,
@@ -100,7 +105,7 @@ class EvalConfig:
             (self.every >= 1 and self.every_adversarial >= 0,
              "eval.every must be at least 1 and eval.every_adversarial >= 0"),
             (not unknown, f"eval.metrics: unknown metric '{unknown[0] if unknown else ''}'; known: "
-                          f"{', '.join(SAMPLE_METRIC_NAMES)}"),
+                          f"{', '.join(DURING_METRIC_NAMES)}"),
             (root.data.source == "oracle" or not set(self.metrics) & set(ORACLE_ONLY_METRICS),
              "eval.metrics: nll_oracle needs data.source=oracle (it scores samples with the oracle)"),
         ]

@@ -5,8 +5,10 @@ model; writing the figures and samples is the trainer's job."""
 from __future__ import annotations
 
 from langan.algorithms.base import Algorithm
-from langan.config import Config
+from langan.config import LEARNED_METRIC_NAMES, Config
+from langan.data.batching import trim
 from langan.data.dataset import DataBundle
+from langan.eval import learned
 from langan.eval.metrics import compute_sample_metrics, reference_for
 from langan.eval.nll import nll_per_token
 from langan.eval.samples import draw_samples, one_line
@@ -26,7 +28,14 @@ def evaluate_during_training(cfg: Config, data: DataBundle, algorithm: Algorithm
     samples = draw_samples(gen, data.tokenizer, n, data.max_length, seed=cfg.train.seed * 7919 + step,
                            temperature=ecfg.temperature, cond=algorithm.cond_for(n), allow_eos=data.oracle is None)
     reference = reference_for(data, "valid")  # the test split stays unseen until `langan eval`
-    metrics = compute_sample_metrics(ecfg.metrics, samples, reference)
+    metrics = compute_sample_metrics([m for m in ecfg.metrics if m not in LEARNED_METRIC_NAMES], samples, reference)
+    metrics |= learned.learned_metrics(ecfg.metrics, samples.tokens, data.train.tokens, data.valid.tokens,
+                                       data.tokenizer.vocab_size, data.max_length + 1, ecfg.lm_steps,
+                                       ecfg.c2st_steps, seed=0) if len(data.valid) else {}
+    disc_acc = algorithm.disc_accuracy(trim(data.valid.tokens[:, 1:]), samples.tokens) \
+        if "disc_acc" in ecfg.metrics and len(data.valid) else None
+    if disc_acc is not None:
+        metrics["disc_acc"] = disc_acc
     results |= {f"eval/{k}": v for k, v in metrics.items()}
     lines = [f"{data.origin(t)}\t{one_line(t)}" for t in samples.texts[: ecfg.num_samples]]
     return results, lines

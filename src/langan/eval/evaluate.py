@@ -161,16 +161,8 @@ def attribute_metrics(loaded: LoadedRun, settings: dict[str, Any]) -> dict[str, 
 
 def _trained_metrics(loaded: LoadedRun, names: list[str], samples: Tensor, seed: int) -> dict[str, float]:
     data, ecfg = loaded.data, loaded.cfg.eval
-    vocab, length = data.tokenizer.vocab_size, data.max_length + 1
-    out = {}
-    if "c2st_acc" in names:
-        out["c2st_acc"] = learned.c2st_accuracy(data.test.tokens[:, 1:], samples, vocab, length, ecfg.c2st_steps, seed)
-    if "lm_score" in names:
-        out["lm_score"] = learned.lm_score(samples, data.train.tokens, vocab, length, ecfg.lm_steps, seed)
-    if "reverse_lm_score" in names:
-        out["reverse_lm_score"] = learned.reverse_lm_score(samples, data.test.tokens, vocab, length, ecfg.lm_steps,
-                                                           seed)
-    return out
+    return learned.learned_metrics(names, samples, data.train.tokens, data.test.tokens, data.tokenizer.vocab_size,
+                                   data.max_length + 1, ecfg.lm_steps, ecfg.c2st_steps, seed)
 
 
 def format_table(results: dict[str, Any]) -> str:

@@ -42,7 +42,7 @@ def _batches(n: int, batch_size: int, steps: int, generator: torch.Generator) ->
 def fit_lm(rows: Tensor, vocab_size: int, max_length: int, steps: int = 1000, seed: int = 0,
            batch_size: int = 128, lr: float = 3e-3) -> TransformerLM:
     """A small LM trained by maximum likelihood on right-padded rows [N, T+1] (seeded, private RNG)."""
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():  # also when called under no_grad
         torch.manual_seed(seed)
         model = TransformerLM(vocab_size, max_length + 1, **SCORER)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1)
@@ -80,6 +80,21 @@ def reverse_lm_score(samples: Tensor, test_rows: Tensor, vocab_size: int, max_le
     return nll_per_token(lm, test_rows)
 
 
+def learned_metrics(names: list[str], samples: Tensor, train_rows: Tensor, heldout_rows: Tensor, vocab_size: int,
+                    max_length: int, lm_steps: int, c2st_steps: int, seed: int) -> dict[str, float]:
+    """The named ones of c2st_acc, lm_score and reverse_lm_score of sampled rows [N, L] (PAD after EOS), against
+    the training rows (lm_score's LM) and held-out rows with BOS (the test split in `langan eval`, the validation
+    split during training)."""
+    out = {}
+    if "c2st_acc" in names:
+        out["c2st_acc"] = c2st_accuracy(heldout_rows[:, 1:], samples, vocab_size, max_length, c2st_steps, seed)
+    if "lm_score" in names:
+        out["lm_score"] = lm_score(samples, train_rows, vocab_size, max_length, lm_steps, seed)
+    if "reverse_lm_score" in names:
+        out["reverse_lm_score"] = reverse_lm_score(samples, heldout_rows, vocab_size, max_length, lm_steps, seed)
+    return out
+
+
 def c2st_accuracy(real: Tensor, fake: Tensor, vocab_size: int, max_length: int, steps: int = 300, seed: int = 0,
                   batch_size: int = 64) -> float:
     """Balanced accuracy on held-out halves of a fresh discriminator trained on the other halves.
@@ -96,7 +111,7 @@ def c2st_accuracy(real: Tensor, fake: Tensor, vocab_size: int, max_length: int, 
     half = n // 2
     train = torch.cat([torch.arange(half), n + torch.arange(half)])
     held = torch.cat([torch.arange(half, n), n + torch.arange(half, n)])
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():
         torch.manual_seed(seed)
         disc = TransformerDiscriminator(vocab_size, max_length, **SCORER)
         opt = torch.optim.AdamW(disc.parameters(), lr=1e-3, weight_decay=0.01)

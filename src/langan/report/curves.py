@@ -20,7 +20,8 @@ PANELS = [  # (title, metric keys drawn in the panel)
     ("generator loss", ["gen/loss"]), ("reward", ["reward/mean"]), ("discriminator loss", ["disc/loss"]),
     ("discriminator accuracy", ["disc/acc_real", "disc/acc_fake"]), ("entropy", ["gen/entropy"]),
     ("KL to pretrained", ["gen/kl"]), ("validation NLL", ["eval/nll"]),
-    ("samples", ["eval/unique", "eval/novelty"]), ("temperature", ["gen/tau", "train/tau"]),
+    ("samples", ["eval/unique", "eval/novelty"]), ("LM scores", ["eval/lm_score", "eval/reverse_lm_score"]),
+    ("real vs generated", ["eval/c2st_acc", "eval/disc_acc"]), ("temperature", ["gen/tau", "train/tau"]),
     ("learning rates", ["gen/lr", "disc/lr"]),
 ]
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from langan.config import SAMPLE_METRIC_NAMES, closest, flatten, load_config, read_yaml, to_dict
+from langan.config import DURING_METRIC_NAMES, closest, flatten, load_config, read_yaml, to_dict
 from langan.errors import LanganError
 
 KEYS = ("name", "base", "overrides", "space", "sampler", "n_trials", "metric", "direction", "seeds", "pruner",
@@ -186,9 +186,9 @@ def _metric(metric: Any, eval_metrics: list[str]) -> str:
     if metric in known:
         return metric
     name = metric.removeprefix("eval/")
-    if metric.startswith("eval/") and name not in SAMPLE_METRIC_NAMES:
+    if metric.startswith("eval/") and name not in DURING_METRIC_NAMES:
         return metric  # other eval/... keys are the algorithm's own evaluation figures
-    if name in SAMPLE_METRIC_NAMES:
+    if name in DURING_METRIC_NAMES:
         raise LanganError(f"metric '{metric}' is not computed during training: add it to the base config's "
                           f"eval.metrics (e.g. overrides: [eval.metrics=[{name}]]) or pick one of {', '.join(known)}")
     raise LanganError(f"metric '{metric}' is not recorded by training runs; use one of {', '.join(known)}")
