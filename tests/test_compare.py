@@ -68,6 +68,7 @@ def test_compare_page_table_and_verdict(groups: tuple[Path, Path], tmp_path: Pat
     assert "published: MLE (Some et al. 2020)" in table and "0.305" not in table and ".305" in table
     # the GAN's pretrained generator is the MLE entry's run: no second row, no second curve for it
     assert "gan (pretrained)" not in table
+    assert "compare" not in json.loads((gan / "seed-0" / "eval.json").read_text()), "its pretrained G was evaluated"
     record = json.loads(out.with_suffix(".json").read_text())
     assert {r["run"] for r in record["entries"]["gan"]["frontier"]} == {"gan"}
     assert {r["temperature"] for r in record["entries"]["mle"]["frontier"]} == {0.5, 1.0, 2.0}

@@ -396,3 +396,15 @@ def test_learned_metrics_during_training_leave_the_run_as_it_was(names_file: Pat
         assert 0 <= row["eval/c2st_acc"] <= 1 and 0 <= row["eval/disc_acc"] <= 1
     assert all(torch.equal(v, plain.algorithm.gen.state_dict()[k]) for k, v in s.algorithm.gen.state_dict().items())
     assert all(torch.equal(v, plain.algorithm.disc.state_dict()[k]) for k, v in s.algorithm.disc.state_dict().items())
+
+
+def test_disc_scores_of_the_same_real_rows_are_reused_within_a_step(names_file: Path, tmp_path: Path) -> None:
+    s = gan_session(names_file, tmp_path)
+    algo = s.algorithm
+    calls = []
+    algo.disc.register_forward_hook(lambda *_: calls.append(1))
+    real, fake = s.data.train.tokens[:8, 1:], s.data.train.tokens[8:16, 1:]
+    first = algo.disc_accuracy(real, fake)
+    assert algo.disc_accuracy(real, fake[:4]) is not None and len(calls) == 3, "the real rows were scored twice"
+    algo.step_count += 1  # a training step: the discriminator may have changed
+    assert algo.disc_accuracy(real, fake) == first and len(calls) == 5

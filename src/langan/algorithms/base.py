@@ -37,6 +37,7 @@ class Algorithm:
     def __init__(self, cfg: Config, data: DataBundle, device: torch.device, total_steps: int):
         self.cfg, self.data, self.device, self.total_steps = cfg, data, device, total_steps
         self.step_count = 0
+        self._memo_scores: tuple[tuple, Tensor] | None = None  # disc_scores(memo=True)
         self.skipped_steps = 0  # optimiser steps skipped for non-finite gradients, all networks
         self.consecutive_skips: dict[str, int] = {}  # per network, reset by a good step
 
@@ -88,6 +89,20 @@ class Algorithm:
         """Balanced accuracy of the algorithm's discriminator on real vs generated rows (no BOS, right-padded),
         `disc_acc` in `langan eval`; None for algorithms without a discriminator."""
         return None
+
+    @torch.no_grad()
+    def disc_scores(self, rows: Tensor, memo: bool = False) -> Tensor:
+        """The discriminator's sequence logits [N] (or [N, R]) of right-padded rows (no BOS), 512 at a time, in
+        eval mode. With `memo`, the scores are kept for the next call with the same rows at the same training
+        step: `langan eval` scores one test split against each generator of a GAN."""
+        key = (rows.data_ptr(), tuple(rows.shape), self.step_count)
+        if memo and self._memo_scores is not None and self._memo_scores[0] == key:
+            return self._memo_scores[1]
+        disc = self.discriminator()
+        disc.eval()
+        scores = torch.cat([disc(r.to(self.device))[1] for r in rows.split(512)])
+        self._memo_scores = (key, scores) if memo else self._memo_scores
+        return scores
 
     def heldout_nll(self, split: Split, batch_size: int) -> float | None:
         """NLL per token of a held-out split when the generator alone cannot score it (a conditional model:

@@ -160,9 +160,7 @@ class Gumbel(Algorithm):
     def disc_accuracy(self, real: Tensor, fake: Tensor) -> float:
         """Balanced accuracy on real vs generated rows (no BOS, right-padded), at the midpoint of the two mean
         scores (the GAN losses here are not all calibrated at 0)."""
-        self.disc.eval()
-        d_real = torch.cat([self.disc(r.to(self.device))[1] for r in real.split(512)])
-        d_fake = torch.cat([self.disc(f.to(self.device))[1] for f in fake.split(512)])
+        d_real, d_fake = self.disc_scores(real, memo=True), self.disc_scores(fake)
         threshold = (d_real.mean() + d_fake.mean()) / 2
         return float(((d_real > threshold).float().mean() + (d_fake <= threshold).float().mean()) / 2)
 

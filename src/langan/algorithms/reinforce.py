@@ -276,11 +276,10 @@ class Reinforce(Algorithm):
     @torch.no_grad()
     def disc_accuracy(self, real: Tensor, fake: Tensor) -> float:
         """Balanced accuracy of the discriminator on real vs generated rows (no BOS, right-padded)."""
-        self.disc.eval()
         threshold = self._threshold()
-        hits = [(self.disc(r.to(self.device))[1] > threshold).float().mean() for r in real.split(512)]
-        misses = [(self.disc(f.to(self.device))[1] <= threshold).float().mean() for f in fake.split(512)]
-        return float((torch.stack(hits).mean() + torch.stack(misses).mean()) / 2)
+        hits = (self.disc_scores(real, memo=True) > threshold).float().mean()
+        misses = (self.disc_scores(fake) <= threshold).float().mean()
+        return float((hits + misses) / 2)
 
     # ------------------------------------------------------------------ state
 

@@ -51,12 +51,15 @@ def evaluate_run(run_dir: str, n: int = 1000, temperature: float = 1.0, top_p: f
     return record_evaluation(loaded, metrics, settings)
 
 
-def record_evaluation(loaded: LoadedRun, metrics: list[str] | None, settings: dict[str, Any]) -> dict[str, Any]:
-    """evaluate_loaded plus the settings, checkpoint and test split it was made with, written to eval.json."""
+def record_evaluation(loaded: LoadedRun, metrics: list[str] | None, settings: dict[str, Any], others: bool = True
+                      ) -> dict[str, Any]:
+    """evaluate_loaded (with `others`: a GAN's pretrained generator too) plus the settings, checkpoint and test
+    split it was made with, written to eval.json."""
     coded = loaded.algorithm.codes is not None
     if metrics and "attr_acc" in metrics and not coded:
         raise LanganError(f"attr_acc needs a run with style codes (algorithm=ctrlgen); {loaded.run.path} has none")
-    results = evaluate_loaded(loaded, metrics or default_metrics(loaded.data.oracle is not None, coded), settings)
+    results = evaluate_loaded(loaded, metrics or default_metrics(loaded.data.oracle is not None, coded), settings,
+                              others)
     results |= {"n_samples": settings["n"], **{k: settings[k] for k in ("temperature", "top_p", "top_k", "seed")},
                 "checkpoint": loaded.checkpoint.name, "step": loaded.trainer_state.get("step"),
                 "test_examples": len(loaded.data.test), "test_unk_rate": _unk_rate(loaded.data.test.tokens),
@@ -71,7 +74,8 @@ def code_version() -> str:
     return f"{__version__} {git_commit() or ''}".strip()
 
 
-def recorded_evaluation(loaded: LoadedRun, metrics: list[str], settings: dict[str, Any]) -> dict[str, Any] | None:
+def recorded_evaluation(loaded: LoadedRun, metrics: list[str], settings: dict[str, Any], others: bool = True
+                        ) -> dict[str, Any] | None:
     """The run's eval.json if it was made of this checkpoint (name and step) by this code with these settings
     and holds every one of `metrics` (for each generator it compares); else None."""
     try:
@@ -82,7 +86,9 @@ def recorded_evaluation(loaded: LoadedRun, metrics: list[str], settings: dict[st
             and all(recorded.get(k) == settings[k] for k in ("temperature", "top_p", "top_k", "seed"))
             and recorded.get("checkpoint") == loaded.checkpoint.name
             and recorded.get("step") == loaded.trainer_state.get("step"))
-    generators = [recorded, *recorded.get("compare", {}).values()]
+    if others and loaded.algorithm.generators_to_compare() and "compare" not in recorded:
+        return None  # made without the pretrained generator's column
+    generators = [recorded, *(recorded.get("compare", {}).values() if others else ())]
     return recorded if same and all(m in g for g in generators for m in metrics) else None
 
 

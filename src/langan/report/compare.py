@@ -124,6 +124,7 @@ def evaluate_entries(entries: list[Entry], settings: Settings, progress: Any = N
     sample_settings = {"n": settings.n, "temperature": 1.0, "top_p": 1.0, "top_k": 0, "seed": settings.seed}
     kinds = set()
     for entry in entries:
+        entry.own_pretraining = not started_from_entry(entry, entries)  # else its pretrained G is that entry's
         for i, run in enumerate(entry.runs):
             loaded = load_run(run.path, settings.checkpoint)
             kinds.add(loaded.data.oracle is not None)
@@ -131,14 +132,13 @@ def evaluate_entries(entries: list[Entry], settings: Settings, progress: Any = N
                 raise LanganError(f"{run.path}: oracle and text runs mixed; their figures are not comparable")
             metrics = table_metrics(settings, loaded)
             check_metrics(metrics)
-            results = recorded_evaluation(loaded, metrics, sample_settings)
+            results = recorded_evaluation(loaded, metrics, sample_settings, entry.own_pretraining)
             if results is None:
                 _say(progress, f"{entry.label}: evaluating {run.path} with {settings.n:,} samples")
-                results = record_evaluation(loaded, metrics, sample_settings)
+                results = record_evaluation(loaded, metrics, sample_settings, entry.own_pretraining)
             entry.evals.append(results)
             entry.samples.append(_few_samples(loaded, settings))
             if i == 0:
-                entry.own_pretraining = not started_from_entry(entry, entries)
                 entry.frontier = _sweep(loaded, entry, settings, progress)
 
 
