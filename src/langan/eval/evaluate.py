@@ -28,7 +28,7 @@ from langan.tokens import PAD, UNK
 # each trains or loads a model: computed only when named with --metrics
 TRAINED_METRICS = ("c2st_acc", "lm_score", "reverse_lm_score", "fed")
 ATTRIBUTE_METRICS = ("attr_acc",)  # runs with style codes (ctrlgen)
-METRICS = ("nll", "nll_gen", *SAMPLE_METRICS, *TRAINED_METRICS, *ATTRIBUTE_METRICS)
+METRICS = ("nll", "nll_gen", *SAMPLE_METRICS, "disc_acc", *TRAINED_METRICS, *ATTRIBUTE_METRICS)
 ORACLE_METRICS = ("nll_gen", *ORACLE_ONLY)
 
 
@@ -130,7 +130,7 @@ def _evaluate_generator(loaded: LoadedRun, gen: nn.Module, names: list[str], set
     if "attr_acc" in names and gen is algorithm.generator:
         results |= attribute_metrics(loaded, settings)
     sample_names = [m for m in names if m in SAMPLE_METRICS]
-    if not sample_names and not set(names) & set(TRAINED_METRICS):
+    if not sample_names and not set(names) & {*TRAINED_METRICS, "disc_acc"}:
         return results
     n = settings["n"]
     samples = draw_samples(gen, data.tokenizer, n, data.max_length, seed=settings["seed"],
@@ -138,7 +138,8 @@ def _evaluate_generator(loaded: LoadedRun, gen: nn.Module, names: list[str], set
                            cond=algorithm.cond_for(n), allow_eos=data.oracle is None, across_ranks=True)
     reference = reference_for(data, "test")
     results |= compute_sample_metrics(sample_names, samples, reference)
-    disc_acc = algorithm.disc_accuracy(trim(data.test.tokens[:, 1:]), samples.tokens) if len(data.test) and n else None
+    disc_acc = algorithm.disc_accuracy(trim(data.test.tokens[:, 1:]), samples.tokens) \
+        if "disc_acc" in names and len(data.test) and n else None  # (a sweep asks for its pair only)
     if disc_acc is not None:
         results["disc_acc"] = disc_acc
     return results | _trained_metrics(loaded, names, samples.tokens, settings["seed"])

@@ -146,7 +146,9 @@ def table_metrics(settings: Settings, loaded: LoadedRun) -> list[str]:
     """--metrics (or the default set for the run's data) plus both figures of every frontier pair, so that each
     entry's T = 1 point can be placed on the frontier."""
     chosen = settings.metrics or (ORACLE_METRICS if loaded.data.oracle is not None else TEXT_METRICS)
-    return list(dict.fromkeys(chosen + [m for pair in settings.pairs for m in pair_for([loaded], pair)]))
+    has_disc = loaded.algorithm.discriminator() is not None  # a GAN: its D's accuracy on test text vs samples
+    return list(dict.fromkeys(chosen + [m for pair in settings.pairs for m in pair_for([loaded], pair)]
+                              + (["disc_acc"] if has_disc else [])))
 
 
 def _few_samples(loaded: LoadedRun, settings: Settings) -> list[str]:
