@@ -106,10 +106,16 @@ def test_eval_metrics_accepts_exactly_evals_sample_metrics() -> None:
 
     assert tuple(SAMPLE_METRICS) == SAMPLE_METRIC_NAMES
     assert set(ORACLE_ONLY) <= set(SAMPLE_METRIC_NAMES)
+    from langan.config import DURING_METRIC_NAMES, LEARNED_METRIC_NAMES
+    from langan.eval.evaluate import METRICS
+
     items = next(f.metadata["items"] for f in dataclasses.fields(EvalConfig) if f.name == "metrics")
-    assert items == SAMPLE_METRIC_NAMES
-    for name in SAMPLE_METRIC_NAMES[:-2]:  # nll_oracle needs the oracle, fed an extra
+    assert items == DURING_METRIC_NAMES == (*SAMPLE_METRIC_NAMES, *LEARNED_METRIC_NAMES)
+    assert set(LEARNED_METRIC_NAMES) <= set(METRICS)  # the learned ones are langan eval's too
+    for name in [*SAMPLE_METRIC_NAMES[:-2], *LEARNED_METRIC_NAMES]:  # nll_oracle needs the oracle, fed an extra
         assert load_config(None, [f"eval.metrics=[{name}]"]).eval.metrics == [name]
+    with pytest.raises(LanganError, match="unknown metric 'lm_scor'"):
+        load_config(None, ["eval.metrics=[lm_scor]"])
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [
