@@ -20,6 +20,7 @@ import itertools
 import json
 import math
 import platform
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -340,25 +341,13 @@ def frontier_figures(entries: list[Entry]) -> dict[str, bytes]:
 
 def curves_figure(entries: list[Entry]) -> bytes | None:
     """Training curves of each entry's first run (langan report's panels), or None if none logged any."""
-    with _scratch_png() as path:
+    with tempfile.TemporaryDirectory() as scratch:  # write_report writes files: a PNG and its HTML
+        path = Path(scratch) / "curves.png"
         try:
             write_report([str(e.runs[0].path) for e in entries], path, labels=[e.label for e in entries])
         except LanganError:
             return None
         return path.read_bytes()
-
-
-class _scratch_png:
-    """A temporary PNG path, removed (with its HTML) afterwards."""
-
-    def __enter__(self) -> Path:
-        import tempfile
-
-        self.dir = tempfile.TemporaryDirectory()
-        return Path(self.dir.name) / "curves.png"
-
-    def __exit__(self, *exc: object) -> None:
-        self.dir.cleanup()
 
 
 def _png(fig: Any, plt: Any) -> bytes:
