@@ -6,6 +6,7 @@ sample's EOS (or all L without EOS); rewards, returns, advantages and gradients 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -24,6 +25,16 @@ def transform_logits(logits: Tensor, transform: str) -> Tensor:
     if transform == "logit":
         return logits
     raise ValueError(f"unknown reward transform {transform!r}")
+
+
+def annealed(start: float, end: float, step: int, steps: int, schedule: str) -> float:
+    """A weight going from `start` (step 0) to `end` (step steps - 1): constant (start throughout), linear or
+    cosine (`reward.entropy_schedule`)."""
+    if schedule == "constant" or steps <= 1:
+        return start
+    progress = min(max(step / (steps - 1), 0.0), 1.0)
+    frac = progress if schedule == "linear" else 0.5 * (1.0 - math.cos(math.pi * progress))
+    return start + (end - start) * frac
 
 
 def valid_mask(lengths: Tensor, length: int) -> Tensor:
@@ -48,6 +59,23 @@ def _position_mean(values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """Masked mean over the batch at each position: ([L] means, [L] counts)."""
     counts = mask.sum(0)
     return (values * mask).sum(0) / counts.clamp(min=1), counts
+
+
+def position_normalized(rewards: Tensor, mask: Tensor, kind: str) -> Tensor:
+    """`reward.normalize_rewards`: none; center: each reward minus the batch's mean reward at its position
+    (over the samples alive there); standardize: also divided by their std there. A discriminator whose
+    outputs are all shifted one way (its bias, which flips from step to step early in training) then no
+    longer pays the generator for longer (bias > 0) or shorter (bias < 0) samples: only the differences
+    between samples at the same position are rewarded."""
+    if kind == "none":
+        return rewards
+    maskf = mask.to(rewards.dtype)
+    means, counts = _position_mean(rewards, maskf)
+    centred = (rewards - means) * maskf
+    if kind == "center":
+        return centred
+    std = ((centred ** 2).sum(0) / counts.clamp(min=1)).sqrt()
+    return centred / (std + 1e-6)
 
 
 class Baseline:

@@ -97,7 +97,7 @@ class Reinforce(Algorithm):
             if self.cfg.disc.negatives:
                 metrics |= self.disc_round()
                 continue
-            if fake is None or k > 0:
+            if fake is None or (k > 0 and tcfg.disc_fresh_samples):
                 fake = self.draw(len(real))
             metrics |= self.disc_update(real, fake.tokens)
         return metrics
@@ -119,8 +119,11 @@ class Reinforce(Algorithm):
         lr, beta1 = apply_schedule(self.opt, ocfg, self.step_count - start, self.total_steps - start)
         tokens = fake.tokens  # [B, L]
         mask = pg.valid_mask(fake.lengths, tokens.shape[1])
-        rewards = self.rewards(tokens, mask)  # [B, L], no gradient
+        raw = self.rewards(tokens, mask)  # [B, L], no gradient
+        rewards = pg.position_normalized(raw, mask, rcfg.normalize_rewards)
         returns = rewards if rcfg.mode == "rollout" else pg.discounted_returns(rewards, mask, rcfg.gamma)
+        entropy_mult = pg.annealed(rcfg.entropy_mult, rcfg.entropy_mult_final, self.step_count - start,
+                                   self.total_steps - start, rcfg.entropy_schedule)
         baseline = self.baseline(returns, mask)
         advantages = returns - baseline
         if rcfg.normalize_advantages:
@@ -132,7 +135,7 @@ class Reinforce(Algorithm):
         n_valid = mask.sum().clamp(min=1)
         for rows in torch.arange(len(tokens), device=self.device).chunk(ocfg.grad_accumulation):
             weight = mask[rows].sum() / n_valid  # micro-batch means weighted back to the batch mean
-            terms = self._gen_loss(inputs[rows], tokens[rows], advantages[rows], mask[rows])
+            terms = self._gen_loss(inputs[rows], tokens[rows], advantages[rows], mask[rows], entropy_mult)
             (terms["loss"] * weight).backward()
             for k, v in terms.items():
                 totals[k] = totals.get(k, 0.0) + v.detach() * weight
@@ -141,14 +144,15 @@ class Reinforce(Algorithm):
             self._follow(self.rollout, self.gen, rcfg.rollout_decay)
         lengths = fake.lengths.float()
         return {f"gen/{k}": v for k, v in totals.items()} | {
-            "gen/grad_norm": grad_norm, "gen/lr": lr, "gen/beta1": beta1, "gen/mean_length": lengths.mean(),
-            "gen/eos_rate": fake.ended.float().mean(),
+            "gen/grad_norm": grad_norm, "gen/lr": lr, "gen/beta1": beta1, "gen/entropy_mult": entropy_mult,
+            "gen/mean_length": lengths.mean(), "gen/eos_rate": fake.ended.float().mean(),
             "gen/unique_frac": pg.unique_fraction(tokens),
-            "reward/mean": pg.masked_mean(rewards, mask), "reward/std": pg.masked_std(rewards, mask),
+            "reward/mean": pg.masked_mean(raw, mask), "reward/std": pg.masked_std(raw, mask),
             "reward/return_mean": pg.masked_mean(returns, mask), "reward/baseline": pg.masked_mean(baseline, mask),
             "reward/adv_std": pg.masked_std(advantages, mask)}
 
-    def _gen_loss(self, inputs: Tensor, tokens: Tensor, advantages: Tensor, mask: Tensor) -> dict[str, Tensor]:
+    def _gen_loss(self, inputs: Tensor, tokens: Tensor, advantages: Tensor, mask: Tensor,
+                  entropy_mult: float) -> dict[str, Tensor]:
         rcfg, s = self.cfg.reward, self.cfg.sampling
         with self.autocast():
             logits = self.gen(inputs)[0]  # [b, L, V]
@@ -158,7 +162,7 @@ class Reinforce(Algorithm):
         with torch.no_grad(), self.autocast():
             ref_logits = self.reference(inputs)[0]
         kl = pg.kl_divergence(logits, ref_logits, mask)
-        loss = terms["policy_loss"] - rcfg.entropy_mult * terms["entropy"] + rcfg.kl_mult * kl
+        loss = terms["policy_loss"] - entropy_mult * terms["entropy"] + rcfg.kl_mult * kl
         return {"loss": loss, "policy_loss": terms["policy_loss"], "entropy": terms["entropy"], "kl": kl}
 
     @staticmethod

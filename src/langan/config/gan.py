@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     from langan.config import Config
 
 
+ENTROPY_SCHEDULES = ("constant", "linear", "cosine")
+
+
 @dataclass
 class RewardConfig:
     """How discriminator outputs become policy-gradient rewards (REINFORCE GAN)."""
@@ -23,6 +26,10 @@ class RewardConfig:
     transform: str = opt("2sigmoid-1", "reward from a D logit: 2sigmoid-1 = 2*sigmoid(D)-1 (ScratchGAN), "
                          "log_sigmoid = log sigmoid(D), logit = D, sigmoid = sigmoid(D)",
                          ("2sigmoid-1", "log_sigmoid", "logit", "sigmoid"))
+    normalize_rewards: str = opt("none", "before discounting: none; center: each per-step reward minus the "
+                                 "batch's mean reward at its position (a bias of D shifted one way no longer "
+                                 "pays for longer or shorter samples); standardize: also divided by the std there",
+                                 ("none", "center", "standardize"))
     gamma: float = opt(0.5, "discount of future rewards in the returns (recorded: 0.5; ignored by rollout, "
                        "whose Q-values already are expected final rewards)")
     baseline: str = opt("ewma", "subtracted from returns: none; ewma: moving average of the mean return at each "
@@ -31,7 +38,12 @@ class RewardConfig:
                         ("none", "ewma", "batch_mean", "leave_one_out"))
     baseline_decay: float = opt(0.9, "ewma baseline: b <- decay * b + (1 - decay) * mean return")
     normalize_advantages: bool = opt(False, "scale advantages to zero mean and unit std over the batch")
-    entropy_mult: float = opt(0.1, "weight of the entropy bonus in the generator loss (recorded: 0.1)")
+    entropy_mult: float = opt(0.1, "weight of the entropy bonus in the generator loss (recorded: 0.1); with "
+                              "entropy_schedule, its weight at the first adversarial step")
+    entropy_schedule: str = opt("constant", "how the entropy weight goes from entropy_mult to entropy_mult_final "
+                                "over the adversarial steps (the recorded notes' \"can anneal this?\"): constant, "
+                                "linear, cosine", ENTROPY_SCHEDULES)
+    entropy_mult_final: float = opt(0.0, "entropy_schedule linear/cosine: the entropy weight at the last step")
     kl_mult: float = opt(0.0, "weight of KL(G || pretrained G), both untempered, in the generator loss")
     rollout_num: int = opt(4, "rollout mode: Monte Carlo completions per prefix (SeqGAN: 16)")
     rollout_decay: float = opt(0.8, "rollout mode: the rollout generator follows G by an exponential moving "
@@ -48,7 +60,8 @@ class RewardConfig:
              "reward.baseline_decay must be in [0, 1) and reward.rollout_decay in [0, 1]"),
             (self.rollout_num >= 1 and self.rollout_chunk >= 1,
              "reward.rollout_num and reward.rollout_chunk must be >= 1"),
-            (self.entropy_mult >= 0 and self.kl_mult >= 0, "reward.entropy_mult and reward.kl_mult must be >= 0"),
+            (min(self.entropy_mult, self.entropy_mult_final, self.kl_mult) >= 0,
+             "reward.entropy_mult, reward.entropy_mult_final and reward.kl_mult must be >= 0"),
         ]
 
 

@@ -29,6 +29,9 @@ class TrainConfig:
     disc_steps_per_gen_step: int = opt(1, "GANs: discriminator updates in each adversarial step (the first uses "
                                        "the generator's last samples, the others fresh ones; all the step's real "
                                        "batch)")
+    disc_fresh_samples: bool = opt(True, "reinforce: each discriminator update after the first draws fresh "
+                                   "samples; false = all of a step's updates see the generator's last samples "
+                                   "(one draw per step instead of disc_steps_per_gen_step)")
     epochs: float = opt(0.0, "if > 0: train this many passes over the training split instead of `steps`")
     batch_size: int = opt(32, "examples per optimiser step (makemore: 32)")
     seed: int = opt(0, "seeds Python, NumPy and torch; with it a CPU run is repeatable bit for bit")
