@@ -99,6 +99,19 @@ def test_position_centred_rewards_ignore_a_discriminator_bias() -> None:
     torch.testing.assert_close(pg.position_normalized(rewards, mask, "none"), rewards)
 
 
+@pytest.mark.parametrize("fresh, draws", [(True, 3), (False, 1)])
+def test_disc_fresh_samples_sets_the_draws_per_step(names_file: Path, tmp_path: Path, monkeypatch,
+                                                    fresh: bool, draws: int) -> None:
+    """Three D updates per G update: three draws per adversarial step with fresh samples, one without."""
+    session = gan_session(names_file, tmp_path, **{"train.disc_steps_per_gen_step": 3, "train.pretrain_steps": 0,
+                                                  "train.disc_fresh_samples": fresh})
+    calls = []
+    original = session.algorithm.draw
+    monkeypatch.setattr(session.algorithm, "draw", lambda n, *a, **k: calls.append(n) or original(n, *a, **k))
+    session.train(stop_after=1)  # one adversarial step (no pretraining)
+    assert len(calls) == draws
+
+
 def test_entropy_weight_schedules_by_hand() -> None:
     assert pg.annealed(0.1, 0.0, 50, 101, "constant") == 0.1
     assert [round(pg.annealed(0.1, 0.0, s, 101, "linear"), 6) for s in (0, 25, 50, 100, 200)] == \
