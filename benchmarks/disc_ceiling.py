@@ -18,46 +18,10 @@ import json
 import time
 
 import torch
-import torch.nn.functional as F
 
-from langan.data.batching import trim
-from langan.eval.learned import SCORER, _batches
+from langan.eval.learned import SCORER, c2st_curve
 from langan.generation import sample
-from langan.models.discriminator import TransformerDiscriminator
 from langan.runs.loading import load_run
-from langan.tokens import PAD
-
-
-def ceiling(real: torch.Tensor, fake: torch.Tensor, shape: dict, vocab: int, length: int, steps: list[int],
-            seed: int = 0, batch_size: int = 64, lr: float = 1e-3) -> dict[int, float]:
-    """Held-out balanced accuracy after each of `steps` optimiser steps (real, fake: [N, T] without BOS)."""
-    n = min(len(real), len(fake))
-    g = torch.Generator().manual_seed(seed)
-    width = max(real.shape[1], fake.shape[1])
-    rows = torch.cat([F.pad(real[:n], (0, width - real.shape[1]), value=PAD),
-                      F.pad(fake[:n], (0, width - fake.shape[1]), value=PAD)])
-    labels = torch.cat([torch.ones(n), torch.zeros(n)])
-    half = n // 2
-    train = torch.cat([torch.arange(half), n + torch.arange(half)])
-    held = torch.cat([torch.arange(half, n), n + torch.arange(half, n)])
-    torch.manual_seed(seed)
-    disc = TransformerDiscriminator(vocab, length, **shape)
-    opt = torch.optim.AdamW(disc.parameters(), lr=lr, weight_decay=0.01)
-    out = {}
-    for done, index in enumerate(_batches(len(train), batch_size, max(steps), g), 1):
-        disc.train()
-        pick = train[index]
-        loss = F.binary_cross_entropy_with_logits(disc(trim(rows[pick]))[1], labels[pick])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if done in steps:
-            disc.eval()
-            with torch.no_grad():
-                scores = torch.cat([disc(trim(b))[1] for b in rows[held].split(512)])
-            hit = ((scores > 0).float() == labels[held]).float()
-            out[done] = round(float((hit[labels[held] == 1].mean() + hit[labels[held] == 0].mean()) / 2), 4)
-    return out
 
 
 def main() -> None:
@@ -81,11 +45,11 @@ def main() -> None:
                "num_heads": d.num_heads, "rope_theta": d.rope_theta}
         for name, shape in (("c2st scorer", SCORER), ("run's disc shape", own)):
             start = time.time()
-            acc = ceiling(real, out.tokens, shape, data.tokenizer.vocab_size, data.max_length, steps)
+            acc = c2st_curve(real, out.tokens, data.tokenizer.vocab_size, data.max_length, steps, shape=shape)
             print(json.dumps({"run": path, "checkpoint": args.checkpoint, "temperature": args.temperature,
-                              "classifier": name,
-                              "n": min(args.n, len(real)),
-                              "accuracy_after_steps": acc, "seconds": round(time.time() - start, 1)}), flush=True)
+                              "classifier": name, "n": min(args.n, len(real)),
+                              "accuracy_after_steps": {k: round(v, 4) for k, v in acc.items()},
+                              "seconds": round(time.time() - start, 1)}), flush=True)
 
 
 if __name__ == "__main__":

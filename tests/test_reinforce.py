@@ -107,7 +107,12 @@ def test_disc_fresh_samples_sets_the_draws_per_step(names_file: Path, tmp_path: 
                                                   "train.disc_fresh_samples": fresh})
     calls = []
     original = session.algorithm.draw
-    monkeypatch.setattr(session.algorithm, "draw", lambda n, *a, **k: calls.append(n) or original(n, *a, **k))
+
+    def counting_draw(n: int, *args, **kwargs):
+        calls.append(n)
+        return original(n, *args, **kwargs)
+
+    monkeypatch.setattr(session.algorithm, "draw", counting_draw)
     session.train(stop_after=1)  # one adversarial step (no pretraining)
     assert len(calls) == draws
 

@@ -100,9 +100,16 @@ def c2st_accuracy(real: Tensor, fake: Tensor, vocab_size: int, max_length: int, 
     """Balanced accuracy on held-out halves of a fresh discriminator trained on the other halves.
 
     real, fake: right-padded rows without BOS [N, T]; the larger set is cut to the smaller one's size."""
+    return c2st_curve(real, fake, vocab_size, max_length, [steps], seed, batch_size)[steps]
+
+
+def c2st_curve(real: Tensor, fake: Tensor, vocab_size: int, max_length: int, steps: list[int], seed: int = 0,
+               batch_size: int = 64, shape: dict | None = None) -> dict[int, float]:
+    """c2st_accuracy after each of `steps` optimiser steps of one classifier (`shape`: TransformerDiscriminator
+    keyword arguments, default SCORER), e.g. to see where a discriminator of that size levels off."""
     n = min(len(real), len(fake))
     if n < 4:
-        return float("nan")
+        return dict.fromkeys(steps, float("nan"))
     g = torch.Generator().manual_seed(seed)
     real, fake = real[torch.randperm(len(real), generator=g)[:n]], fake[torch.randperm(len(fake), generator=g)[:n]]
     width = max(real.shape[1], fake.shape[1])
@@ -111,19 +118,26 @@ def c2st_accuracy(real: Tensor, fake: Tensor, vocab_size: int, max_length: int, 
     half = n // 2
     train = torch.cat([torch.arange(half), n + torch.arange(half)])
     held = torch.cat([torch.arange(half, n), n + torch.arange(half, n)])
+    out = {}
     with torch.random.fork_rng(devices=[]), torch.enable_grad():
         torch.manual_seed(seed)
-        disc = TransformerDiscriminator(vocab_size, max_length, **SCORER)
+        disc = TransformerDiscriminator(vocab_size, max_length, **(shape or SCORER))
         opt = torch.optim.AdamW(disc.parameters(), lr=1e-3, weight_decay=0.01)
-        disc.train()
-        for index in _batches(len(train), batch_size, steps, g):
+        for done, index in enumerate(_batches(len(train), batch_size, max(steps), g), 1):
+            disc.train()
             pick = train[index]
             loss = F.binary_cross_entropy_with_logits(disc(trim(rows[pick]))[1], labels[pick])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if done in steps:
+                out[done] = _balanced_accuracy(disc, rows[held], labels[held])
+    return out
+
+
+@torch.no_grad()
+def _balanced_accuracy(disc: TransformerDiscriminator, rows: Tensor, labels: Tensor) -> float:
     disc.eval()
-    with torch.no_grad():
-        scores = torch.cat([disc(trim(batch))[1] for batch in iterate_in_order(rows[held], 256)])
-    correct = (scores > 0).float() == labels[held]
-    return float((correct[labels[held] == 1].float().mean() + correct[labels[held] == 0].float().mean()) / 2)
+    scores = torch.cat([disc(trim(batch))[1] for batch in iterate_in_order(rows, 256)])
+    correct = (scores > 0).float() == labels
+    return float((correct[labels == 1].float().mean() + correct[labels == 0].float().mean()) / 2)
