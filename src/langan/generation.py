@@ -245,9 +245,17 @@ def gumbel_sample(model: nn.Module, batch_size: int, max_length: int, forbid: Se
 def relaxed_probs(model: nn.Module, drawn: GumbelSample, beta: float, forbid: Sequence[int] = (UNK,),
                   allow_eos: bool = True) -> Tensor:
     """[B, L, V] softmax(beta * (logits + noise)) of a `gumbel_sample` draw, differentiable w.r.t. the model:
-    one teacher-forced pass over [BOS, tokens]. Forbidden tokens get probability 0."""
+    one teacher-forced pass over [BOS, tokens]. Forbidden tokens get probability 0.
+    The pass runs in eval mode, as the draw did: with dropout on, its logits would differ from the draw's, and at a
+    high beta the relaxed one-hot would sit on another token than the one fed back (D would read a sample G never
+    made). Gradients flow in eval mode all the same."""
     inputs = torch.cat([torch.full_like(drawn.tokens[:, :1], BOS), drawn.tokens[:, :-1]], 1)
     bias = forbidden_bias(forbidden_mask(model.vocab_size, forbid, allow_eos, inputs.device))
-    logits = model(inputs)[0].float() + bias  # [B, L, V]
+    was_training = model.training
+    model.eval()
+    try:
+        logits = model(inputs)[0].float() + bias  # [B, L, V]
+    finally:
+        model.train(was_training)
     return (beta * (logits + drawn.noise)).softmax(-1)
 
