@@ -343,6 +343,13 @@ def test_eval_compares_adversarial_with_pretrained_generator(names_file: Path, t
     assert results["compare"]["pretrained"]["nll"] != results["nll"]
 
 
+def test_a_gan_from_scratch_has_no_pretrained_generator_to_compare(names_file: Path, tmp_path: Path) -> None:
+    # its copy at the start of the adversarial phase is a random network: not a baseline worth a column
+    assert set(gan_session(names_file, tmp_path / "a").algorithm.generators_to_compare()) == {"pretrained"}
+    scratch = gan_session(names_file, tmp_path / "b", **{"train.pretrain_steps": 0})
+    assert scratch.algorithm.generators_to_compare() == {}
+
+
 def test_disc_grad_accumulation_steps_once_per_n_batches(names_file: Path, tmp_path: Path) -> None:
     s = gan_session(names_file, tmp_path, **{"disc.grad_accumulation": 3, "train.pretrain_steps": 0})
     disc = s.algorithm.disc

@@ -63,7 +63,7 @@ class Gumbel(Algorithm):
         return {"generator": self.gen, "discriminator": self.disc, "pretrained": self.reference}
 
     def generators_to_compare(self) -> dict[str, nn.Module]:
-        return {"pretrained": self.reference}
+        return self.pretrained_to_compare(self.reference)
 
     def beta(self, step: int | None = None) -> float:
         """The inverse temperature at adversarial step `step` (default: the current one)."""

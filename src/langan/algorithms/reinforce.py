@@ -65,7 +65,7 @@ class Reinforce(Algorithm):
         return nets | ({"rollout": self.rollout} if self.rollout is not None else {})
 
     def generators_to_compare(self) -> dict[str, nn.Module]:
-        return {"pretrained": self.reference}
+        return self.pretrained_to_compare(self.reference)
 
     # ------------------------------------------------------------------ the phases
 
