@@ -13,6 +13,7 @@ from conftest import REPO, tiny_overrides
 from langan.algorithms import relaxed_gan
 from langan.cli import main
 from langan.config import BETA_SCHEDULES, GAN_LOSSES, load_config
+from langan.errors import LanganError
 from langan.generation import gumbel_sample, relaxed_probs
 from langan.models.discriminator import TransformerDiscriminator
 from langan.models.lstm import LSTMLM
@@ -90,6 +91,22 @@ def test_every_loss_trains_and_logs_beta(names_file: Path, tmp_path: Path, loss:
     assert all(torch.isfinite(torch.tensor([r["gen/loss"], r["disc/loss"]])).all() for r in rows)
 
 
+def test_beta_horizon_runs_the_schedule_over_its_own_length(names_file: Path, tmp_path: Path) -> None:
+    # RelGAN's code anneals over 5,000 steps whatever the run's length: a shorter run ends below beta_max
+    def betas(horizon: int) -> list[float]:
+        cfg = load_config(PRESET, gumbel_overrides(names_file, **{"gumbel.beta_max": 100, "gumbel.beta_horizon":
+                                                                  horizon, "train.steps": 6}))
+        gumbel = new_session(cfg, tmp_path / f"h{horizon}", quiet=True).algorithm
+        return [gumbel.beta(2 + k) for k in range(6)]  # the 6 adversarial steps after 2 of pretraining
+
+    assert betas(0)[-1] == pytest.approx(100.0)  # 0: the adversarial phase is the horizon
+    long = betas(11)
+    assert long == pytest.approx([100 ** (k / 10) for k in range(6)])  # 100 ** (5/10) = 10 at the run's end
+    assert betas(3) == pytest.approx([1.0, 10.0, 100.0, 100.0, 100.0, 100.0])  # reached, then held
+    with pytest.raises(LanganError, match=r"gumbel\.beta_horizon must be >= 0"):
+        load_config(PRESET, gumbel_overrides(names_file, **{"gumbel.beta_horizon": -1}))
+
+
 def test_resume_in_the_middle_of_the_anneal_is_bit_exact(names_file: Path, tmp_path: Path) -> None:
     args = [PRESET, *gumbel_overrides(names_file, **{"train.steps": 8, "eval.every": 5, "generator.dropout": 0.1}),
             "--runs-dir", str(tmp_path), "--quiet"]
@@ -148,7 +165,5 @@ def test_relgan_cnn_gumbel_and_seqgan_cnn_reinforce_runs_train(names_file: Path,
     ({"disc.arch": "cnn", "disc.output": "sequence", "disc.num_filters": "[3]"}, "same length"),
     ({"algorithm": "reinforce", "disc.num_representations": 4}, "for algorithm=gumbel")])
 def test_cnn_settings_that_cannot_work_are_one_line(names_file: Path, override: dict, message: str) -> None:
-    from langan.errors import LanganError
-
     with pytest.raises(LanganError, match=message):
         load_config(PRESET, gumbel_overrides(names_file, **override))

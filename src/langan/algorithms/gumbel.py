@@ -69,7 +69,7 @@ class Gumbel(Algorithm):
         """The inverse temperature at adversarial step `step` (default: the current one)."""
         g, pre = self.cfg.gumbel, self.cfg.train.pretrain_steps
         s = self.step_count if step is None else step
-        return beta_at(g.beta_schedule, s - pre, self.total_steps - pre, g.beta_max)
+        return beta_at(g.beta_schedule, s - pre, g.beta_horizon or self.total_steps - pre, g.beta_max)
 
     # ------------------------------------------------------------------ the phases
 
