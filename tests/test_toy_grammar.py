@@ -4,8 +4,6 @@ samples within a minute of CPU training. The recipe is configs/names-scratch.yam
 
 from __future__ import annotations
 
-import random
-import re
 import time
 from pathlib import Path
 
@@ -14,37 +12,36 @@ import torch
 from conftest import REPO
 from langan.config import load_config
 from langan.data.tokenizers import Tokenizer
+from langan.data.toy import grammar_report, toy_grammar_rows
 from langan.generation import sample
 from langan.train.session import new_session
 
-PATTERN = re.compile(r"(?:[abc][xyz]){1,4}")
-TINY = {"data.max_length": 12, "data.valid_size": 200, "data.test_size": 200,
+TINY = {"data.source": "toy-grammar", "data.max_length": 12, "data.valid_size": 200, "data.test_size": 200,
         "generator.hidden_size": 32, "generator.intermediate_size": 64, "generator.num_layers": 2,
         "generator.num_heads": 2, "disc.hidden_size": 32, "disc.intermediate_size": 64, "disc.num_layers": 2,
         "disc.num_heads": 2, "train.steps": 400, "train.threads": 2, "eval.every": 400, "eval.num_samples": 4,
         "eval.metrics": "[]"}
 
 
-def grammar_file(path: Path, n: int = 3000) -> Path:
-    rng = random.Random(0)
-    rows = ["".join(rng.choice("abc") + rng.choice("xyz") for _ in range(rng.randint(1, 4))) for _ in range(n)]
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
-
-
 def judged(generator: torch.nn.Module, tokenizer: Tokenizer, max_length: int, n: int = 1000) -> dict[str, float]:
     """n samples at T = 1: the fraction that match the grammar and that are distinct, and how
     many of the grammar's four lengths the valid ones cover (a valid sample has ended: none reaches max_length)."""
     out = sample(generator.eval(), n, max_length, 1.0, generator=torch.Generator().manual_seed(1))
-    texts = [tokenizer.decode(row[: int(k)].tolist()) for row, k in zip(out.tokens, out.lengths, strict=True)]
-    valid = [t for t in texts if PATTERN.fullmatch(t)]
-    return {"valid": len(valid) / n, "unique": len(set(texts)) / n,
-            "lengths": len({len(t) for t in valid})}
+    return grammar_report([tokenizer.decode(row[: int(k)].tolist()) for row, k in zip(out.tokens, out.lengths,
+                                                                                         strict=True)])
+
+
+def test_the_built_in_grammar_is_the_language_and_judged_by_hand() -> None:
+    rows = toy_grammar_rows()
+    assert len(rows) == 3000 and rows == toy_grammar_rows()  # fixed
+    report = grammar_report(rows)
+    assert report["valid"] == 1.0 and report["lengths"] == 4
+    assert grammar_report(["ax", "axby", "xa", "a", "axbycz dw", "axbyczaxby"]) == {
+        "valid": 2 / 6, "unique": 1.0, "lengths": 2}
 
 
 def test_gan_from_scratch_learns_a_toy_grammar(tmp_path: Path) -> None:
-    source = grammar_file(tmp_path / "toy.txt")
-    overrides = [f"{k}={v}" for k, v in TINY.items()] + [f"data.source={source}", "train.time_budget=60"]
+    overrides = [f"{k}={v}" for k, v in TINY.items()] + ["train.time_budget=60"]
     cfg = load_config(REPO / "configs" / "names-scratch.yaml", overrides)
     assert cfg.train.pretrain_steps == 0 and cfg.reward.kl_mult == 0  # from scratch, nothing to anchor to
     session = new_session(cfg, tmp_path / "run", overwrite=True, quiet=True)

@@ -32,7 +32,8 @@ class OracleConfig:
 
 @dataclass
 class DataConfig:
-    source: str = opt("census-names", "'census-names', 'census-surnames', 'oracle', or a .txt/.tsv/.csv/.jsonl path")
+    source: str = opt("census-names", "'census-names', 'census-surnames', 'oracle', 'toy-grammar' (3,000 strings of "
+                      "([abc][xyz]){1,4}: a check that an algorithm learns at all), or a .txt/.tsv/.csv/.jsonl path")
     tokenizer: str = opt("char", "how text becomes tokens ('oracle' is forced for the oracle source; hf, a "
                          "pretrained model's own tokenizer.json, for generator.arch=hf)", ("char", "word", "bpe", "hf"))
     tokenizer_path: str = opt("", "hf: the model folder whose tokenizer.json is read (empty = generator.path)")

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from langan.data.toy import toy_grammar_rows
 from langan.errors import LanganError
 
-BUILTIN_SOURCES = ("census-names", "census-surnames", "oracle")
+BUILTIN_SOURCES = ("census-names", "census-surnames", "oracle", "toy-grammar")
 
 
 @dataclass
@@ -177,6 +178,10 @@ def read_source(source: str, text_column: str = "text", label_columns: list[str]
         if label_columns:
             raise LanganError("census-surnames has no labels; set data.label_columns=[]")
         corpus = census_surnames()
+    elif source == "toy-grammar":
+        if label_columns:
+            raise LanganError("toy-grammar has no labels; set data.label_columns=[]")
+        corpus = Corpus(toy_grammar_rows())
     else:
         path = Path(source).expanduser()
         suffix = path.suffix.lower()
