@@ -56,6 +56,11 @@ def test_relaxed_sample_is_the_drawn_tokens_and_sharpens_with_beta(arch: str) ->
     assert torch.equal(soft.argmax(-1)[real], drawn.tokens[real])  # the relaxation of this very draw
     assert soft.amax(-1)[real].mean() > 0.99  # near one-hot at a high beta
     assert relaxed_probs(gen, drawn, beta=1.0).amax(-1)[real].mean() < 0.9
+    # a discriminator step relaxes the draw from its own step-by-step logits: the same as the teacher-forced pass
+    for beta in (1.0, 7.0):
+        with torch.no_grad():
+            torch.testing.assert_close(drawn.relaxed(beta)[real], relaxed_probs(gen, drawn, beta)[real],
+                                       atol=1e-5, rtol=1e-4)
 
 
 def test_discriminator_gradient_reaches_the_generator_through_relaxed_samples() -> None:

@@ -210,6 +210,12 @@ class GumbelSample:
     tokens: Tensor  # [B, L] argmax(logits + noise) at each step, PAD after the first EOS
     noise: Tensor  # [B, L, V] the Gumbel(0, 1) noise of each step (to relax the same draw with gradients)
     lengths: Tensor  # [B] tokens up to and including the first EOS (L if none)
+    perturbed: Tensor  # [B, L, V] logits + noise of each step (forbidden tokens -inf): the draw, without gradients
+
+    def relaxed(self, beta: float) -> Tensor:
+        """[B, L, V] softmax(beta * (logits + noise)) from the draw's own logits: the relaxed sample with no
+        gradient, without a second pass through the model (a discriminator step needs no more)."""
+        return (beta * self.perturbed).softmax(-1)
 
 
 @torch.no_grad()
@@ -225,12 +231,13 @@ def gumbel_sample(model: nn.Module, batch_size: int, max_length: int, forbid: Se
     bias = forbidden_bias(forbidden_mask(model.vocab_size, forbid, allow_eos, device))
     cache = model.new_cache(batch_size, max_length + 1)
     token = torch.full((batch_size, 1), BOS, dtype=torch.long, device=device)
-    picks, noises, ended = [], [], torch.zeros(batch_size, dtype=torch.bool, device=device)
+    picks, noises, perturbed, ended = [], [], [], torch.zeros(batch_size, dtype=torch.bool, device=device)
     for t in range(max_length):
         logits = model(token, cache=cache)[0][:, -1].float() + bias  # [B, V]
         u = torch.rand(logits.shape, device=device).clamp_(1e-10, 1.0 - 1e-7)
         noise = -(-u.log()).log()
-        token = (logits + noise).argmax(-1).masked_fill(ended, PAD)[:, None]  # [B, 1]
+        perturbed.append(logits + noise)
+        token = perturbed[-1].argmax(-1).masked_fill(ended, PAD)[:, None]  # [B, 1]
         picks.append(token[:, 0])
         noises.append(noise)
         ended |= token[:, 0] == EOS
@@ -239,7 +246,7 @@ def gumbel_sample(model: nn.Module, batch_size: int, max_length: int, forbid: Se
     model.train(was_training)
     tokens = torch.stack(picks, 1)
     lengths = torch.where(ended, (tokens == EOS).int().argmax(1) + 1, (tokens != PAD).sum(1))
-    return GumbelSample(tokens, torch.stack(noises, 1), lengths)
+    return GumbelSample(tokens, torch.stack(noises, 1), lengths, torch.stack(perturbed, 1))
 
 
 def relaxed_probs(model: nn.Module, drawn: GumbelSample, beta: float, forbid: Sequence[int] = (UNK,),

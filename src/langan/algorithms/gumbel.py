@@ -125,8 +125,7 @@ class Gumbel(Algorithm):
         ocfg, pre = self.cfg.optim.disc, self.cfg.train.pretrain_steps
         lr, beta1 = apply_schedule(self.disc_opt, ocfg, self.step_count - pre, self.total_steps - pre)
         drawn = self.draw(len(real))
-        with torch.no_grad(), self.autocast():
-            probs = self.relaxed(drawn, beta)
+        probs = drawn.relaxed(beta)  # no gradient to G here: the draw's own logits serve, no second pass
         self.disc.train()
         self.disc_opt.zero_grad(set_to_none=True)
         with self.autocast():
