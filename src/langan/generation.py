@@ -208,13 +208,12 @@ def soft_sample(model: nn.Module, cond: Tensor, max_length: int, tau: float, gum
 @dataclass
 class GumbelSample:
     tokens: Tensor  # [B, L] argmax(logits + noise) at each step, PAD after the first EOS
-    noise: Tensor  # [B, L, V] the Gumbel(0, 1) noise of each step (to relax the same draw with gradients)
+    perturbed: Tensor  # [B, L, V] the draw's logits + Gumbel(0, 1) noise at each step (forbidden tokens -inf)
     lengths: Tensor  # [B] tokens up to and including the first EOS (L if none)
-    perturbed: Tensor  # [B, L, V] logits + noise of each step (forbidden tokens -inf): the draw, without gradients
 
-    def relaxed(self, beta: float) -> Tensor:
-        """[B, L, V] softmax(beta * (logits + noise)) from the draw's own logits: the relaxed sample with no
-        gradient, without a second pass through the model (a discriminator step needs no more)."""
+    def relaxed_detached(self, beta: float) -> Tensor:
+        """[B, L, V] softmax(beta * (logits + noise)) of this draw, with no gradient (a discriminator step needs
+        no more): no second pass through the model."""
         return (beta * self.perturbed).softmax(-1)
 
 
@@ -222,47 +221,41 @@ class GumbelSample:
 def gumbel_sample(model: nn.Module, batch_size: int, max_length: int, forbid: Sequence[int] = (UNK,),
                   allow_eos: bool = True) -> GumbelSample:
     """Hard samples by the Gumbel-max trick (RelGAN): token_t = argmax(logits_t + g_t), g_t ~ Gumbel(0, 1), which
-    is a draw from softmax(logits_t); each token is fed back as the next input (KV cache), and the noise is kept.
-    Since the inputs are the hard tokens, one teacher-forced pass over them gives the same logits with gradients,
-    and softmax(beta * (logits + noise)) is the relaxed sample of this very draw (`relaxed_probs`)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    bias = forbidden_bias(forbidden_mask(model.vocab_size, forbid, allow_eos, device))
-    cache = model.new_cache(batch_size, max_length + 1)
-    token = torch.full((batch_size, 1), BOS, dtype=torch.long, device=device)
-    picks, noises, perturbed, ended = [], [], [], torch.zeros(batch_size, dtype=torch.bool, device=device)
-    for t in range(max_length):
-        logits = model(token, cache=cache)[0][:, -1].float() + bias  # [B, V]
-        u = torch.rand(logits.shape, device=device).clamp_(1e-10, 1.0 - 1e-7)
-        noise = -(-u.log()).log()
-        perturbed.append(logits + noise)
-        token = perturbed[-1].argmax(-1).masked_fill(ended, PAD)[:, None]  # [B, 1]
-        picks.append(token[:, 0])
-        noises.append(noise)
-        ended |= token[:, 0] == EOS
-        if t % 4 == 3 and bool(ended.all()):
-            break
-    model.train(was_training)
-    tokens = torch.stack(picks, 1)
-    lengths = torch.where(ended, (tokens == EOS).int().argmax(1) + 1, (tokens != PAD).sum(1))
-    return GumbelSample(tokens, torch.stack(noises, 1), lengths, torch.stack(perturbed, 1))
-
-
-def relaxed_probs(model: nn.Module, drawn: GumbelSample, beta: float, forbid: Sequence[int] = (UNK,),
-                  allow_eos: bool = True) -> Tensor:
-    """[B, L, V] softmax(beta * (logits + noise)) of a `gumbel_sample` draw, differentiable w.r.t. the model:
-    one teacher-forced pass over [BOS, tokens]. Forbidden tokens get probability 0.
-    The pass runs in eval mode, as the draw did: with dropout on, its logits would differ from the draw's, and at a
-    high beta the relaxed one-hot would sit on another token than the one fed back (D would read a sample G never
-    made). Gradients flow in eval mode all the same."""
-    inputs = torch.cat([torch.full_like(drawn.tokens[:, :1], BOS), drawn.tokens[:, :-1]], 1)
-    bias = forbidden_bias(forbidden_mask(model.vocab_size, forbid, allow_eos, inputs.device))
+    is a draw from softmax(logits_t); each token is fed back as the next input (KV cache). The perturbed logits
+    logits_t + g_t are kept: softmax(beta * them) is the relaxed sample of this very draw (`relaxed_probs` gives
+    it gradients)."""
     was_training = model.training
     model.eval()
     try:
-        logits = model(inputs)[0].float() + bias  # [B, L, V]
+        device = next(model.parameters()).device
+        bias = forbidden_bias(forbidden_mask(model.vocab_size, forbid, allow_eos, device))
+        cache = model.new_cache(batch_size, max_length + 1)
+        token = torch.full((batch_size, 1), BOS, dtype=torch.long, device=device)
+        picks, perturbed, ended = [], [], torch.zeros(batch_size, dtype=torch.bool, device=device)
+        for t in range(max_length):
+            logits = model(token, cache=cache)[0][:, -1].float() + bias  # [B, V]
+            u = torch.rand(logits.shape, device=device).clamp_(1e-10, 1.0 - 1e-7)
+            perturbed.append(logits - (-u.log()).log())  # + Gumbel(0, 1) noise
+            token = perturbed[-1].argmax(-1).masked_fill(ended, PAD)[:, None]  # [B, 1]
+            picks.append(token[:, 0])
+            ended |= token[:, 0] == EOS
+            if t % 4 == 3 and bool(ended.all()):
+                break
     finally:
         model.train(was_training)
-    return (beta * (logits + drawn.noise)).softmax(-1)
+    tokens = torch.stack(picks, 1)
+    lengths = torch.where(ended, (tokens == EOS).int().argmax(1) + 1, (tokens != PAD).sum(1))
+    return GumbelSample(tokens, torch.stack(perturbed, 1), lengths)
+
+
+def relaxed_probs(model: nn.Module, drawn: GumbelSample, beta: float) -> Tensor:
+    """[B, L, V] softmax(beta * (logits + noise)) of a `gumbel_sample` draw, differentiable w.r.t. the model.
+    The value is the draw's own (its perturbed logits, so the relaxed one-hot sits on the token that was fed back,
+    whatever the model's dropout, autocast precision or kernels do to a second pass); the gradient comes from one
+    teacher-forced pass over [BOS, tokens] in the model's current mode: value + (logits - logits.detach()), which
+    adds 0 and carries d logits / d parameters. (A pass in eval mode would serve on CPU, but cuDNN's LSTM refuses
+    a backward in eval mode.) Forbidden tokens are -inf in the draw: probability 0, no gradient."""
+    inputs = torch.cat([torch.full_like(drawn.tokens[:, :1], BOS), drawn.tokens[:, :-1]], 1)
+    logits = model(inputs)[0].float()  # [B, L, V]
+    return (beta * (drawn.perturbed + (logits - logits.detach()))).softmax(-1)
 

@@ -7,8 +7,9 @@ Phases by step (part of the saved state through `step_count`):
               each on fresh samples against the step's real batch.
 A sample is drawn by the Gumbel-max trick (token = argmax(logits + g), fed back as the next input, as in RelGAN);
 D reads its relaxed one-hots softmax(beta * (logits + g)) through its embedding (probs @ E), with beta rising from 1
-to `gumbel.beta_max` over the adversarial phase (`gumbel.beta_schedule`). Real text enters D as its tokens, which
-is the same as one-hot rows. At step P the generator is copied into `pretrained` (evaluation baseline).
+to `gumbel.beta_max` over the adversarial phase or over `gumbel.beta_horizon` steps (`gumbel.beta_schedule`). Real
+text enters D as its tokens, which is the same as one-hot rows. At step P the generator is copied into `pretrained`
+(evaluation baseline).
 """
 
 from __future__ import annotations
@@ -98,18 +99,16 @@ class Gumbel(Algorithm):
     def draw(self, n: int) -> GumbelSample:
         return gumbel_sample(self.gen, n, self.data.max_length, allow_eos=self.allow_eos)
 
-    def relaxed(self, drawn: GumbelSample, beta: float) -> Tensor:
-        return relaxed_probs(self.gen, drawn, beta, allow_eos=self.allow_eos)  # [B, L, V]
 
     def gen_update(self, real: Tensor, beta: float) -> dict[str, Tensor | float]:
         ocfg, pre = self.cfg.optim.gen, self.cfg.train.pretrain_steps
         lr, beta1 = apply_schedule(self.opt, ocfg, self.step_count - pre, self.total_steps - pre)
         drawn = self.draw(len(real))
-        self.gen.train()
+        self.gen.train()  # its dropout acts on the gradient's path only: the relaxed values are the draw's
         self.disc.eval()  # D is judged, not trained, here: its dropout off, its gradients dropped below
         self.opt.zero_grad(set_to_none=True)
         with self.autocast():
-            probs = self.relaxed(drawn, beta)
+            probs = relaxed_probs(self.gen, drawn, beta)  # [B, L, V], with gradients to G
             d_fake = self.disc.forward_probs(probs, drawn.lengths)
             with torch.no_grad():  # the real side only sets the relativistic reference: no graph for it
                 d_real = self.disc(real)[1]
@@ -125,7 +124,7 @@ class Gumbel(Algorithm):
         ocfg, pre = self.cfg.optim.disc, self.cfg.train.pretrain_steps
         lr, beta1 = apply_schedule(self.disc_opt, ocfg, self.step_count - pre, self.total_steps - pre)
         drawn = self.draw(len(real))
-        probs = drawn.relaxed(beta)  # no gradient to G here: the draw's own logits serve, no second pass
+        probs = drawn.relaxed_detached(beta)  # no gradient to G here: no second pass through it
         self.disc.train()
         self.disc_opt.zero_grad(set_to_none=True)
         with self.autocast():
