@@ -348,6 +348,8 @@ def test_a_gan_from_scratch_has_no_pretrained_generator_to_compare(names_file: P
     assert set(gan_session(names_file, tmp_path / "a").algorithm.generators_to_compare()) == {"pretrained"}
     scratch = gan_session(names_file, tmp_path / "b", **{"train.pretrain_steps": 0})
     assert scratch.algorithm.generators_to_compare() == {}
+    gumbel = gan_session(names_file, tmp_path / "c", **{"train.pretrain_steps": 0, "algorithm": "gumbel"})
+    assert gumbel.algorithm.generators_to_compare() == {}
 
 
 def test_disc_grad_accumulation_steps_once_per_n_batches(names_file: Path, tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ needs when sampling is tempered.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from langan.tokens import BOS, EOS, PAD, UNK
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """The model with dropout off for the block, its own mode given back after it (also on an error)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 @dataclass
@@ -101,37 +113,35 @@ def sample(model: nn.Module, batch_size: int, max_length: int, temperature: floa
     rollouts). The prefix is read once per prefix row, in one pass, and its state copied to the repeats, so
     no position is sampled only to be overwritten. Forced tokens get logprob 0.
     """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    forbidden = forbidden_mask(model.vocab_size, forbid, allow_eos, device)
-    tokens = torch.full((batch_size, max_length + 1), PAD, dtype=torch.long, device=device)
-    tokens[:, 0] = BOS
-    logprobs = torch.zeros(batch_size, max_length, device=device)
-    start, cache = 0, None
-    repeats = repeats if prefix is not None else 1
-    if prefix is not None:
-        start = _check_prefix(prefix, batch_size, repeats, max_length)
-        tokens[:, 1:start + 1] = prefix.to(device).repeat_interleave(repeats, 0)
-    if use_cache:
-        cache = _prefilled_cache(model, tokens[::repeats, :start], cond, repeats, max_length)
-    ended = (tokens[:, 1:start + 1] == EOS).any(1)
-    for t in range(start, max_length):
-        inputs = tokens[:, t:t + 1] if use_cache else tokens[:, : t + 1]
-        logits = model(inputs, cache=cache, cond=cond)[0][:, -1]  # [B, V]
-        logits = filter_logits(logits, temperature, top_k, top_p, forbidden)
-        if temperature == 0:
-            token = logits.argmax(-1)
-            token_logp = logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1)
-        else:
-            token, token_logp = draw_from_logits(logits, generator)
-        token = token.masked_fill(ended, PAD)
-        logprobs[:, t] = token_logp.masked_fill(ended, 0.0)
-        tokens[:, t + 1] = token
-        ended |= token == EOS
-        if t % 4 == 3 and bool(ended.all()):  # an early exit checked every few steps (one sync each)
-            break
-    model.train(was_training)
+    with eval_mode(model):
+        device = next(model.parameters()).device
+        forbidden = forbidden_mask(model.vocab_size, forbid, allow_eos, device)
+        tokens = torch.full((batch_size, max_length + 1), PAD, dtype=torch.long, device=device)
+        tokens[:, 0] = BOS
+        logprobs = torch.zeros(batch_size, max_length, device=device)
+        start, cache = 0, None
+        repeats = repeats if prefix is not None else 1
+        if prefix is not None:
+            start = _check_prefix(prefix, batch_size, repeats, max_length)
+            tokens[:, 1:start + 1] = prefix.to(device).repeat_interleave(repeats, 0)
+        if use_cache:
+            cache = _prefilled_cache(model, tokens[::repeats, :start], cond, repeats, max_length)
+        ended = (tokens[:, 1:start + 1] == EOS).any(1)
+        for t in range(start, max_length):
+            inputs = tokens[:, t:t + 1] if use_cache else tokens[:, : t + 1]
+            logits = model(inputs, cache=cache, cond=cond)[0][:, -1]  # [B, V]
+            logits = filter_logits(logits, temperature, top_k, top_p, forbidden)
+            if temperature == 0:
+                token = logits.argmax(-1)
+                token_logp = logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1)
+            else:
+                token, token_logp = draw_from_logits(logits, generator)
+            token = token.masked_fill(ended, PAD)
+            logprobs[:, t] = token_logp.masked_fill(ended, 0.0)
+            tokens[:, t + 1] = token
+            ended |= token == EOS
+            if t % 4 == 3 and bool(ended.all()):  # an early exit checked every few steps (one sync each)
+                break
     out = tokens[:, 1:]
     lengths = torch.where(ended, (out == EOS).int().argmax(1) + 1, (out != PAD).sum(1))
     return SampleOutput(out, logprobs, lengths, ended)
@@ -224,9 +234,7 @@ def gumbel_sample(model: nn.Module, batch_size: int, max_length: int, forbid: Se
     is a draw from softmax(logits_t); each token is fed back as the next input (KV cache). The perturbed logits
     logits_t + g_t are kept: softmax(beta * them) is the relaxed sample of this very draw (`relaxed_probs` gives
     it gradients)."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         device = next(model.parameters()).device
         bias = forbidden_bias(forbidden_mask(model.vocab_size, forbid, allow_eos, device))
         cache = model.new_cache(batch_size, max_length + 1)
@@ -241,8 +249,6 @@ def gumbel_sample(model: nn.Module, batch_size: int, max_length: int, forbid: Se
             ended |= token[:, 0] == EOS
             if t % 4 == 3 and bool(ended.all()):
                 break
-    finally:
-        model.train(was_training)
     tokens = torch.stack(picks, 1)
     lengths = torch.where(ended, (tokens == EOS).int().argmax(1) + 1, (tokens != PAD).sum(1))
     return GumbelSample(tokens, torch.stack(perturbed, 1), lengths)

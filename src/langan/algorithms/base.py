@@ -71,9 +71,11 @@ class Algorithm:
 
     def pretrained_to_compare(self, reference: nn.Module) -> dict[str, nn.Module]:
         """A GAN's copy of G from the start of its adversarial phase, as "pretrained", when there was something to
-        start from (MLE pretraining or train.init_from); a from-scratch GAN's copy is its random start: none."""
+        start from (MLE pretraining, train.init_from or a pretrained Hugging Face model); a from-scratch GAN's copy
+        is its random start: none."""
         tcfg = self.cfg.train
-        return {"pretrained": reference} if tcfg.pretrain_steps > 0 or tcfg.init_from else {}
+        started = tcfg.pretrain_steps > 0 or tcfg.init_from or self.cfg.generator.arch == "hf"
+        return {"pretrained": reference} if started else {}
 
     def cond_for(self, batch_size: int, seed: int = 0, attrs: dict[str, str] | None = None) -> Tensor | None:
         """Conditioning vectors for sampling (None for unconditional generators); `attrs` pins style codes."""

@@ -29,7 +29,7 @@ from langan.algorithms.codes import Codes
 from langan.config import Config
 from langan.data.batching import Batch, iterate_in_order
 from langan.data.dataset import DataBundle, Split
-from langan.generation import sample, soft_sample
+from langan.generation import eval_mode, sample, soft_sample
 from langan.models import build_generator
 from langan.models.reader import SequenceReader
 from langan.optim import apply_schedule, build_optimizer
@@ -260,16 +260,14 @@ class CtrlGen(Algorithm):
     @torch.no_grad()
     def heldout_nll(self, split: Split, batch_size: int) -> float:
         """Negative ELBO per target token (an upper bound on the NLL, z at the posterior mean, full KL)."""
-        was = self.vae.training
-        self.vae.eval()
-        ids, total, count = self.codes.ids(split).to(self.device), 0.0, 0
-        for start, rows in zip(range(0, len(split), batch_size), iterate_in_order(split.tokens, batch_size),
-                               strict=True):
-            rows = rows.to(self.device)
-            terms = self.vae_terms(rows, ids[start:start + len(rows)], sample_z=False)
-            n = int((rows[:, 1:] != PAD).sum())
-            total, count = total + float(terms["recon"]) * n + float(terms["kl"]) * len(rows), count + n
-        self.vae.train(was)
+        with eval_mode(self.vae):
+            ids, total, count = self.codes.ids(split).to(self.device), 0.0, 0
+            for start, rows in zip(range(0, len(split), batch_size), iterate_in_order(split.tokens, batch_size),
+                                   strict=True):
+                rows = rows.to(self.device)
+                terms = self.vae_terms(rows, ids[start:start + len(rows)], sample_z=False)
+                n = int((rows[:, 1:] != PAD).sum())
+                total, count = total + float(terms["recon"]) * n + float(terms["kl"]) * len(rows), count + n
         return total / max(count, 1)
 
     @torch.no_grad()

@@ -78,10 +78,10 @@ class GumbelConfig:
 
     loss: str = opt("rsgan", "GAN loss on D's sequence logits (RelGAN's default: rsgan); wgan-gp adds a gradient "
                     "penalty on the relaxed one-hots", GAN_LOSSES)
-    beta_max: float = opt(100.0, "inverse temperature at the end of the adversarial phase (RelGAN: 100; 1000 its "
-                          "other value)")
-    beta_schedule: str = opt("exp", "how beta rises from 1 to beta_max over the adversarial steps (RelGAN's "
-                             "schedules; exp by default; no = beta_max throughout)", BETA_SCHEDULES)
+    beta_max: float = opt(100.0, "inverse temperature at the end of the schedule: of the adversarial phase, or of "
+                          "gumbel.beta_horizon steps (RelGAN: 100; 1000 its other value)")
+    beta_schedule: str = opt("exp", "how beta rises from 1 to beta_max over the adversarial steps or the horizon "
+                             "(RelGAN's schedules; exp by default; no = beta_max throughout)", BETA_SCHEDULES)
     beta_horizon: int = opt(0, "adversarial steps over which the schedule runs from 1 to beta_max (held there "
                             "after); 0 = the adversarial phase itself, so beta_max is reached at its last step. "
                             "RelGAN's code runs every schedule over 5,000 steps whatever the run's length "
@@ -93,6 +93,8 @@ class GumbelConfig:
         return [(self.beta_max >= 1, f"gumbel.beta_max must be at least 1 (beta starts at 1), got {self.beta_max}"),
                 (self.beta_horizon >= 0, f"gumbel.beta_horizon must be >= 0 steps (0 = the adversarial phase), "
                                          f"got {self.beta_horizon}"),
+                (not self.beta_horizon or self.beta_schedule != "no",
+                 "gumbel.beta_horizon does nothing with gumbel.beta_schedule=no (beta_max throughout); drop one"),
                 (self.gp_weight >= 0, "gumbel.gp_weight must be >= 0")]
 
 

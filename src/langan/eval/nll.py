@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from langan.data.batching import iterate_in_order
+from langan.generation import eval_mode
 from langan.losses import token_nll_sum
 
 
@@ -15,15 +16,13 @@ def nll_per_token(model: nn.Module, tokens: Tensor, batch_size: int = 256, cond:
     """Mean NLL over every target token of right-padded rows [N, T+1]; never updates the model."""
     if len(tokens) == 0:
         return float("nan")
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    total = torch.zeros((), dtype=torch.float64, device=device)
-    count = torch.zeros((), dtype=torch.long, device=device)
-    for i, batch in enumerate(iterate_in_order(tokens, batch_size)):
-        c = cond[i * batch_size: (i + 1) * batch_size] if cond is not None else None
-        nll, n = token_nll_sum(model, batch.to(device), c, temperature, count_eos)
-        total += nll.double()
-        count += n
-    model.train(was_training)
+    with eval_mode(model):
+        device = next(model.parameters()).device
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        count = torch.zeros((), dtype=torch.long, device=device)
+        for i, batch in enumerate(iterate_in_order(tokens, batch_size)):
+            c = cond[i * batch_size: (i + 1) * batch_size] if cond is not None else None
+            nll, n = token_nll_sum(model, batch.to(device), c, temperature, count_eos)
+            total += nll.double()
+            count += n
     return float(total / count.clamp(min=1))
