@@ -37,6 +37,16 @@ def test_override_sets_nested_values_with_types() -> None:
     assert cfg.generator.tie_word_embeddings is True
 
 
+def test_yes_no_on_off_stay_strings_for_string_keys(tmp_path: Path) -> None:
+    # YAML 1.1 reads `no` as False: the RelGAN schedule named "no" must reach its string key as "no"
+    assert load_config(None, ["gumbel.beta_schedule=no"]).gumbel.beta_schedule == "no"
+    (tmp_path / "c.yaml").write_text("gumbel:\n  beta_schedule: no\n", encoding="utf-8")
+    assert load_config(tmp_path / "c.yaml").gumbel.beta_schedule == "no"
+    # boolean keys still take yes/no/on/off
+    flags = load_config(None, ["generator.tie_word_embeddings=yes", "train.disc_fresh_samples=off"])
+    assert flags.generator.tie_word_embeddings is True and flags.train.disc_fresh_samples is False
+
+
 @pytest.mark.parametrize(("override", "expected"), [
     ("train.step=5", "unknown config key 'train.step' (did you mean 'train.steps'?)"),
     ("genrator.hidden_size=5", "unknown config key 'genrator' (did you mean 'generator'?)"),

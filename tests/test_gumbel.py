@@ -118,6 +118,26 @@ def test_every_loss_trains_and_logs_beta(names_file: Path, tmp_path: Path, loss:
     assert all(torch.isfinite(torch.tensor([r["gen/loss"], r["disc/loss"]])).all() for r in rows)
 
 
+def test_straight_through_feeds_hard_one_hots_with_the_relaxed_gradient(names_file: Path, tmp_path: Path) -> None:
+    cfg = load_config(PRESET, gumbel_overrides(names_file, **{"gumbel.straight_through": "true"}))
+    gumbel = new_session(cfg, tmp_path / "st", quiet=True).algorithm
+    drawn = gumbel.draw(8)
+    weights = torch.randn(drawn.perturbed.shape)
+    grads = []
+    for through in (False, True):
+        gumbel.gen.zero_grad()
+        relaxed = relaxed_probs(gumbel.gen, drawn, 2.0)
+        fed = gumbel.fake_input(drawn, relaxed) if through else relaxed
+        (fed * weights).sum().backward()
+        grads.append([p.grad.clone() for p in gumbel.gen.parameters() if p.grad is not None])
+        if through:  # the value D reads is the draw's one-hot rows, exactly
+            hard = torch.nn.functional.one_hot(drawn.tokens, fed.shape[-1]).float()
+            torch.testing.assert_close(fed.detach(), hard, atol=1e-6, rtol=0)
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)
+    assert gumbel.fake_input(drawn, relaxed).requires_grad
+
+
 def test_beta_horizon_runs_the_schedule_over_its_own_length(names_file: Path, tmp_path: Path) -> None:
     # RelGAN's code anneals over 5,000 steps whatever the run's length: a shorter run ends below beta_max
     def betas(horizon: int) -> list[float]:

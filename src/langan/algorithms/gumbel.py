@@ -100,6 +100,14 @@ class Gumbel(Algorithm):
         return gumbel_sample(self.gen, n, self.data.max_length, allow_eos=self.allow_eos)
 
 
+    def fake_input(self, drawn: GumbelSample, relaxed: Tensor) -> Tensor:
+        """What D reads of a draw: the relaxed one-hots, or (gumbel.straight_through) the hard one-hots in value
+        with the relaxed ones' gradient."""
+        if not self.cfg.gumbel.straight_through:
+            return relaxed
+        hard = F.one_hot(drawn.tokens, relaxed.shape[-1]).to(relaxed.dtype)
+        return hard + relaxed - relaxed.detach()
+
     def gen_update(self, real: Tensor, beta: float) -> dict[str, Tensor | float]:
         ocfg, pre = self.cfg.optim.gen, self.cfg.train.pretrain_steps
         lr, beta1 = apply_schedule(self.opt, ocfg, self.step_count - pre, self.total_steps - pre)
@@ -108,7 +116,7 @@ class Gumbel(Algorithm):
         self.disc.eval()  # D is judged, not trained, here: its dropout off, its gradients dropped below
         self.opt.zero_grad(set_to_none=True)
         with self.autocast():
-            probs = relaxed_probs(self.gen, drawn, beta)  # [B, L, V], with gradients to G
+            probs = self.fake_input(drawn, relaxed_probs(self.gen, drawn, beta))  # [B, L, V], gradients to G
             d_fake = self.disc.forward_probs(probs, drawn.lengths)
             with torch.no_grad():  # the real side only sets the relativistic reference: no graph for it
                 d_real = self.disc(real)[1]
@@ -124,7 +132,7 @@ class Gumbel(Algorithm):
         ocfg, pre = self.cfg.optim.disc, self.cfg.train.pretrain_steps
         lr, beta1 = apply_schedule(self.disc_opt, ocfg, self.step_count - pre, self.total_steps - pre)
         drawn = self.draw(len(real))
-        probs = drawn.relaxed_detached(beta)  # no gradient to G here: no second pass through it
+        probs = self.fake_input(drawn, drawn.relaxed_detached(beta))  # no gradient to G: no pass through it
         self.disc.train()
         self.disc_opt.zero_grad(set_to_none=True)
         with self.autocast():

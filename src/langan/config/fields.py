@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import re
 import typing
 from dataclasses import field
 from pathlib import Path
@@ -18,6 +19,23 @@ import yaml
 from langan.errors import LanganError
 
 Check = tuple[bool, str]  # (condition that must hold, the one-line error when it does not)
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as in 1.2: only true/false are booleans. YAML 1.1 (PyYAML's default) also reads yes/no/on/off as
+    booleans, so `gumbel.beta_schedule=no` or `beta_schedule: no` would reach a string key as False; boolean
+    keys still accept yes/no/on/off (`_coerce`)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
 
 
 def opt(default: Any, doc: str, choices: tuple[str, ...] | None = None, items: tuple[str, ...] | None = None) -> Any:
@@ -130,7 +148,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise LanganError(f"config file '{path}' not found; presets live in configs/ (e.g. configs/names-mle.yaml)")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = _load_yaml(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         where = getattr(err, "problem_mark", None)
         line = f" line {where.line + 1}" if where else ""
@@ -147,7 +165,7 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     if not sep or not key:
         raise LanganError(f"override '{override}' must look like key.sub=value (e.g. train.steps=100)")
     try:
-        value = yaml.safe_load(text) if text.strip() else ""
+        value = _load_yaml(text) if text.strip() else ""
     except yaml.YAMLError:
         value = text
     node = raw

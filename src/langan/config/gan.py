@@ -87,6 +87,10 @@ class GumbelConfig:
                             "RelGAN's code runs every schedule over 5,000 steps whatever the run's length "
                             "(get_fixed_temperature's N), so its published runs ended at beta_max ** (steps / "
                             "5000): 100 ** 0.4 = 6.3 on COCO (2,000 steps), 100 ** 0.6 = 15.8 on the oracle (3,000)")
+    straight_through: bool = opt(False, "D reads the draw's hard one-hots (forward) with the relaxed sample's "
+                                 "gradient (backward): the straight-through Gumbel estimator (Jang et al. 2017). "
+                                 "Off (RelGAN): D reads the relaxed one-hots themselves and can tell a generated "
+                                 "row by how soft it is, which G answers by sharpening its distribution")
     gp_weight: float = opt(10.0, "wgan-gp: weight of the gradient penalty (Gulrajani et al. 2017: 10)")
 
     def check(self, root: Config) -> list[Check]:
