@@ -116,7 +116,8 @@ class Gumbel(Algorithm):
         self.disc.eval()  # D is judged, not trained, here: its dropout off, its gradients dropped below
         self.opt.zero_grad(set_to_none=True)
         with self.autocast():
-            probs = self.fake_input(drawn, relaxed_probs(self.gen, drawn, beta))  # [B, L, V], gradients to G
+            relaxed = relaxed_probs(self.gen, drawn, beta)  # [B, L, V], with gradients to G
+            probs = self.fake_input(drawn, relaxed)
             d_fake = self.disc.forward_probs(probs, drawn.lengths)
             with torch.no_grad():  # the real side only sets the relativistic reference: no graph for it
                 d_real = self.disc(real)[1]
@@ -126,7 +127,7 @@ class Gumbel(Algorithm):
         grad_norm = self.optimizer_step(self.opt, self.gen, "generator", ocfg.max_grad_norm)
         return {"gen/loss": loss.detach(), "gen/grad_norm": grad_norm, "gen/lr": lr, "gen/beta1": beta1,
                 "gen/mean_length": drawn.lengths.float().mean(),
-                "gen/max_prob": probs.detach().amax(-1).mean()}  # how close to one-hot the relaxation is
+                "gen/max_prob": relaxed.detach().amax(-1).mean()}  # how close to one-hot the relaxation is
 
     def disc_update(self, real: Tensor, beta: float) -> dict[str, Tensor | float]:
         ocfg, pre = self.cfg.optim.disc, self.cfg.train.pretrain_steps
