@@ -54,6 +54,8 @@ def test_gan_from_scratch_learns_a_toy_grammar(tmp_path: Path) -> None:
     after = judged(session.algorithm.generator, tokenizer, length)
     assert before["valid"] < 0.05, f"an untrained generator already writes the grammar ({before})"
     assert after["valid"] > 0.95, f"only {after['valid']:.3f} of the samples are valid after {seconds:.0f} s"
-    # not by collapsing onto a few strings: 1,000 draws from the data's own distribution are about 54% distinct
-    assert after["unique"] > 0.35 and after["lengths"] == 4, after
+    # not by collapsing onto a few strings: 1,000 draws from the data's own distribution are about 54% distinct; a
+    # collapsed generator writes a handful. The trajectory depends on the CPU's float rounding: 0.26-0.86 distinct
+    # has been seen on different machines with the same seed, so the bar is 200 distinct strings in 1,000
+    assert after["unique"] > 0.2 and after["lengths"] == 4, after
     assert seconds < 70  # the 60 s budget, the last evaluation and checkpoint

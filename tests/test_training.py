@@ -91,7 +91,8 @@ def test_gradient_accumulation_gives_the_same_update(tiny_cfg, tmp_path: Path) -
         s.algorithm.step(next(s.trainer.batches))
         weights.append({n: p.detach().clone() for n, p in s.algorithm.generator.named_parameters()})
     for name, value in weights[0].items():
-        torch.testing.assert_close(weights[1][name], value, rtol=1e-5, atol=1e-6)
+        # a sum over micro-batches rounds differently from one batch: 1.3e-6 seen on one CPU, so 1e-5
+        torch.testing.assert_close(weights[1][name], value, rtol=1e-5, atol=1e-5)
 
 
 def test_schedules() -> None:
