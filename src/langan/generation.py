@@ -226,6 +226,10 @@ class GumbelSample:
         no more): no second pass through the model."""
         return (beta * self.perturbed).softmax(-1)
 
+    def hard_one_hots(self) -> Tensor:
+        """[B, L, V] float one-hot rows of the drawn tokens (PAD's row after EOS)."""
+        return F.one_hot(self.tokens, self.perturbed.shape[-1]).float()
+
 
 @torch.no_grad()
 def gumbel_sample(model: nn.Module, batch_size: int, max_length: int, forbid: Sequence[int] = (UNK,),

@@ -99,14 +99,12 @@ class Gumbel(Algorithm):
     def draw(self, n: int) -> GumbelSample:
         return gumbel_sample(self.gen, n, self.data.max_length, allow_eos=self.allow_eos)
 
-
     def fake_input(self, drawn: GumbelSample, relaxed: Tensor) -> Tensor:
-        """What D reads of a draw: the relaxed one-hots, or (gumbel.straight_through) the hard one-hots in value
-        with the relaxed ones' gradient."""
+        """What D reads of a draw in a G step: the relaxed one-hots, or (gumbel.straight_through) the hard one-hots
+        in value with the relaxed ones' gradient."""
         if not self.cfg.gumbel.straight_through:
             return relaxed
-        hard = F.one_hot(drawn.tokens, relaxed.shape[-1]).to(relaxed.dtype)
-        return hard + relaxed - relaxed.detach()
+        return drawn.hard_one_hots().to(relaxed.dtype) + relaxed - relaxed.detach()
 
     def gen_update(self, real: Tensor, beta: float) -> dict[str, Tensor | float]:
         ocfg, pre = self.cfg.optim.gen, self.cfg.train.pretrain_steps
@@ -133,7 +131,8 @@ class Gumbel(Algorithm):
         ocfg, pre = self.cfg.optim.disc, self.cfg.train.pretrain_steps
         lr, beta1 = apply_schedule(self.disc_opt, ocfg, self.step_count - pre, self.total_steps - pre)
         drawn = self.draw(len(real))
-        probs = self.fake_input(drawn, drawn.relaxed_detached(beta))  # no gradient to G: no pass through it
+        # no gradient to G here: its values only, with no pass through G
+        probs = drawn.hard_one_hots() if self.cfg.gumbel.straight_through else drawn.relaxed_detached(beta)
         self.disc.train()
         self.disc_opt.zero_grad(set_to_none=True)
         with self.autocast():
