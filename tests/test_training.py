@@ -199,3 +199,23 @@ def test_denormal_floats_are_flushed_once_torch_is_set_up() -> None:
     assert float(tiny * 1.0) > 0  # a denormal float32 survives arithmetic by default
     setup_torch(load_config(None, []))
     assert float(tiny * 1.0) == 0.0
+
+
+def test_large_tensors_reuse_freed_memory_once_torch_is_set_up() -> None:
+    # without it every step's large tensors (logits [B, T, V]) are mmap'ed afresh and fault in their pages again
+    import resource
+    import sys
+
+    from langan.runs.loading import setup_torch
+
+    def page_faults_of_allocations(n: int = 10) -> int:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(n):
+            torch.ones(8 << 20)  # 32 MiB, freed at once
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    setup_torch(load_config(None, []))
+    page_faults_of_allocations()  # the heap grows to hold them
+    pages = (32 << 20) // resource.getpagesize()
+    assert sys.platform.startswith("linux")  # CI's machine; glibc's mallopt is what this checks
+    assert page_faults_of_allocations() < pages // 4, "the 32 MiB tensors faulted their pages in again"

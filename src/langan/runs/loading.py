@@ -3,7 +3,10 @@ checkpoint. Training resumes through `restore_algorithm`; `langan sample` / `eva
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,15 +38,41 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+# glibc mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc keep freed blocks for reuse instead of returning each large one to the kernel.
+
+    By default a block over 128 KiB-32 MiB (a [64, 20, 5004] logits tensor is 25 MB) is mmap'ed on allocation and
+    unmapped on free, so every training step faults its activations' pages in again: on the 2-core machine an
+    oracle MLE step spent more time in the kernel than in PyTorch (18 s of 31 s were `sys`), and steps ran 1.3-1.7x
+    faster with blocks up to 256 MiB served from the heap and up to 1 GiB of freed memory kept. PyTorch's CPU
+    tuning guides get the same from jemalloc or tcmalloc via LD_PRELOAD; this needs no extra library. Returns
+    whether it applied (glibc on Linux only; elsewhere the allocator is left as it is)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and other libcs have no mallopt
+        return False
+    settings = ((M_MMAP_THRESHOLD, 256 << 20), (M_TRIM_THRESHOLD, 1 << 30), (M_TOP_PAD, 64 << 20))
+    return all(mallopt(key, value) == 1 for key, value in settings)
+
+
 def setup_torch(cfg: Config, join_group: bool = True) -> torch.device:
     """Threads and device as `train.threads` / `train.device` say. Denormal floats are flushed to zero: a relaxed
     one-hot at a high inverse temperature (RelGAN's beta -> 100) is full of them, and CPU arithmetic on denormals
     is many times slower (a Gumbel GAN step slowed 2-3x as beta rose); values below 1e-38 change, nothing else.
+    Freed memory is kept for reuse (`keep_freed_memory`: no page faults on every step's large tensors).
     Under torchrun it joins the process group (`join_group`; a library caller inside another framework's job, such
     as `DiscriminatorReward` in TRL under accelerate, does not)."""
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     torch.set_flush_denormal(True)
+    keep_freed_memory()
     device = resolve_device(cfg.train.device)
     if join_group and dist.launched() and device.type == "cuda":  # under torchrun each rank takes its own GPU
         device = resolve_device(f"cuda:{dist.local_rank()}")
