@@ -11,7 +11,8 @@ runs/oracle/times.json.
 
 `report` evaluates every run with 10,000 samples at temperature 1 (`langan eval --n 10000`): NLL_oracle (the
 oracle's NLL of the samples: quality) and NLL_gen (the generator's NLL of the 1,000 held-out oracle sequences,
-EOS not counted: coverage), prints the Markdown table (mean ± standard deviation over the seeds, beside the
+EOS not counted: coverage) and the share of distinct samples (a collapsed generator scores a low NLL_oracle
+with few distinct rows), prints the Markdown table (mean ± standard deviation over the seeds, beside the
 published rows), and draws benchmarks/figures/oracle_curves.png (NLL_oracle over training, from each run's
 evaluations of 2,000 samples) and, with `langan sweep-temperature`, benchmarks/figures/oracle_frontier.png (the
 (NLL_oracle, NLL_gen) frontier over temperatures 0.6-1.4 of the seed-0 run of each preset).
@@ -74,7 +75,7 @@ def train(args: argparse.Namespace) -> None:
 
 
 def evaluate(name: str, n: int, checkpoint: str = "auto") -> dict:
-    out = langan("eval", str(RUNS / name), "--n", str(n), "--metrics", "nll_oracle,nll_gen", "--json",
+    out = langan("eval", str(RUNS / name), "--n", str(n), "--metrics", "nll_oracle,nll_gen,unique", "--json",
                  "--checkpoint", checkpoint)
     return json.loads(out.stdout)
 
@@ -105,7 +106,8 @@ def report(args: argparse.Namespace) -> None:
             best = results["mle-best"] = {name: evaluate(name, args.n, "best") for name in names}
             extra = (f"\n| langan MLE, its best valid NLL checkpoint | "
                      f"{mean_std([e['nll_oracle'] for e in best.values()])} | "
-                     f"{mean_std([e['nll_gen'] for e in best.values()])} | - | - | {len(names)} |")
+                     f"{mean_std([e['nll_gen'] for e in best.values()])} | "
+                     f"{mean_std([e['unique'] for e in best.values()])} | - | - | {len(names)} |")
         pre = [e["compare"]["pretrained"]["nll_oracle"] for e in evals.values() if "compare" in e]
         # wall times of runs made while nothing else ran (a run timed beside other work is left out of times.json)
         own = [times[n] for n in names if n in times]
@@ -113,15 +115,16 @@ def report(args: argparse.Namespace) -> None:
         wall = f"{statistics.mean(own) / 60:.1f}" if own else "-"
         pretraining = "" if preset == "mle" or not mle else f" + {statistics.mean(mle) / 60:.1f} (MLE run)"
         rows.append(f"| langan {LABELS[preset]} | {mean_std([e['nll_oracle'] for e in evals.values()])} | "
-                    f"{mean_std([e['nll_gen'] for e in evals.values()])} | {mean_std(pre)} | "
+                    f"{mean_std([e['nll_gen'] for e in evals.values()])} | "
+                    f"{mean_std([e['unique'] for e in evals.values()])} | {mean_std(pre)} | "
                     f"{wall}{pretraining} | {len(names)} |{extra}")
     print(f"# {platform.machine()} CPU, python {platform.python_version()}; {args.n} samples at temperature 1 per run")
-    print("| generator | NLL_oracle (lower: better samples) | NLL_gen (lower: better coverage) | "
+    print("| generator | NLL_oracle (lower: better samples) | NLL_gen (lower: better coverage) | unique samples | "
           "its pretrained G's NLL_oracle | wall min per run | seeds |")
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     for label, value in PUBLISHED:
-        print(f"| published: {label} (RelGAN Table 1) | {value} | - | - | - | - |")
+        print(f"| published: {label} (RelGAN Table 1) | {value} | - | - | - | - | - |")
     (RUNS / "table.json").write_text(json.dumps(results, indent=2) + "\n")
     plot_curves([p for p in PRESETS if p in results], args.seeds)
     if args.frontier:

@@ -197,6 +197,7 @@ def langan_overrides(args: argparse.Namespace) -> list[str]:
         "reward.mode=rollout", f"reward.rollout_num={args.rollouts}", "sampling.allow_eos=false",
         f"train.batch_size={BATCH}", f"train.pretrain_steps={args.repeats * mle_batches}",
         f"train.disc_steps_per_gen_step={args.d_steps}", f"train.steps={max(args.repeats, 1)}",
+        f"train.threads={args.threads}",
     ]
 
 
@@ -208,6 +209,7 @@ def langan_worker(args: argparse.Namespace) -> dict[str, Any]:
     from langan.errors import LanganError
     from langan.eval.metrics import nll_oracle, reference_for
     from langan.eval.samples import draw_samples
+    from langan.runs.loading import setup_torch
     from langan.train.session import total_steps
 
     preset = PRESET if PRESET.is_file() else None
@@ -219,6 +221,7 @@ def langan_worker(args: argparse.Namespace) -> dict[str, Any]:
         cfg = load_config(preset, overrides)
         path = f"pieces (load_config refused disc.negatives/disc.epochs: {str(err).splitlines()[0]})"
     log("langan", f"preset: {preset or 'none (overrides only)'}; adversarial path: {path}")
+    setup_torch(cfg)  # as `langan train` sets up torch: threads, denormals flushed, freed memory kept
     data = load_data(cfg.data)
     algo = build_algorithm(cfg, data, torch.device("cpu"), total_steps(cfg, len(data.train)))
     batches = BatchIterator(data.train.tokens, cfg.train.batch_size, cfg.train.seed)

@@ -3,6 +3,7 @@ import torch
 
 from conftest import REPO
 from langan.config import load_config
+from langan.errors import LanganError
 from langan.models import build_generator, count_parameters
 from langan.models.cnn_discriminator import CNNDiscriminator
 from langan.models.lstm import LSTMLM
@@ -99,6 +100,21 @@ def test_lstm_embedding_width_apart_from_its_state() -> None:
     assert logits.shape == (2, 5, 11)
     same = build_generator(load_config(None, ["generator.arch=lstm", "generator.hidden_size=32"]).generator, 11, 12)
     assert same.embed.weight.shape == (11, 32)  # 0 = the state width, as before the setting existed
+
+
+def test_lstm_init_std_draws_every_parameter_from_one_normal() -> None:
+    def build(*extra: str) -> torch.nn.Module:
+        torch.manual_seed(0)
+        cfg = load_config(None, ["generator.arch=lstm", "generator.hidden_size=32", "generator.num_layers=1", *extra])
+        return build_generator(cfg.generator, vocab_size=500, max_length=12)
+
+    seqgan, default = build("generator.init_std=0.1"), build()
+    for name, p in seqgan.named_parameters():
+        assert float(p.std()) == pytest.approx(0.1, rel=0.25), name
+        assert abs(float(p.mean())) < 0.05, name
+    assert float(default.embed.weight.std()) == pytest.approx(1.0, rel=0.1)  # PyTorch's N(0, 1) when 0
+    with pytest.raises(LanganError, match="init_std is an LSTM setting"):
+        load_config(None, ["generator.arch=transformer", "generator.init_std=0.1"])
 
 
 @pytest.mark.parametrize("override", ["generator.tie_word_embeddings=true", "generator.arch=transformer"])

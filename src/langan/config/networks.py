@@ -28,6 +28,9 @@ class GeneratorConfig:
     tie_word_embeddings: bool = opt(False, "share the input embedding and the output projection")
     embedding_size: int = opt(0, "LSTM: width of the token embedding fed to the LSTM (0 = hidden_size); a narrow "
                               "input makes each step cheaper (SeqGAN: embedding 32, hidden 32)")
+    init_std: float = opt(0.0, "LSTM: every weight and bias drawn from N(0, init_std) (SeqGAN / RelGAN's "
+                          "generators: 0.1); 0 = PyTorch's defaults (embedding N(0, 1), LSTM and head uniform "
+                          "+-1/sqrt(hidden_size))")
     activation: str = opt("gelu", "transformer MLP: GELU (nanoGPT/makemore) or SwiGLU (Llama)",
                           ("gelu", "swiglu"))
     dropout: float = opt(0.0, "dropout on embeddings and residual branches")
@@ -48,6 +51,8 @@ class GeneratorConfig:
                            "generator.num_layers": self.num_layers, "generator.num_heads": self.num_heads}),
             (0 <= self.dropout < 1 and 0 <= self.attention_dropout < 1, "generator dropouts must be in [0, 1)"),
             (self.embedding_size >= 0, "generator.embedding_size must be >= 0 (0 = hidden_size)"),
+            (self.init_std >= 0, "generator.init_std must be >= 0 (0 = PyTorch's default initialisation)"),
+            (self.init_std == 0 or self.arch == "lstm", "generator.init_std is an LSTM setting; set it to 0"),
             (self.embedding_size in (0, self.hidden_size) or self.arch == "lstm",
              "generator.embedding_size is an LSTM setting (the transformer's embedding is its hidden_size); set it "
              "to 0"),

@@ -22,7 +22,7 @@ class LSTMState:
 class LSTMLM(nn.Module):
     def __init__(self, vocab_size: int, max_length: int, hidden_size: int = 256, num_layers: int = 1,
                  tie_word_embeddings: bool = False, dropout: float = 0.0, cond_size: int = 0, out_size: int = 0,
-                 embedding_size: int = 0, **_: object):
+                 embedding_size: int = 0, init_std: float = 0.0, **_: object):
         super().__init__()
         self.vocab_size, self.max_length = vocab_size, max_length
         embedding_size = embedding_size or hidden_size  # a narrower input (SeqGAN: 32 and 32) costs less per step
@@ -34,6 +34,9 @@ class LSTMLM(nn.Module):
         self.head = nn.Linear(hidden_size, out_size or vocab_size)
         if tie_word_embeddings and not out_size:  # config checks embedding_size == hidden_size for this
             self.head.weight = self.embed.weight
+        if init_std > 0:  # SeqGAN's generator: every weight and bias ~ N(0, 0.1); else PyTorch's defaults
+            for p in self.parameters():
+                nn.init.normal_(p, std=init_std)
 
     def new_cache(self, batch_size: int, max_tokens: int | None = None, differentiable: bool = False
                   ) -> LSTMState:
