@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest import REPO
 from langan.config import load_config
@@ -136,3 +137,19 @@ def test_cnn_discriminator_windows_equal_conv2d(shape: tuple) -> None:
     for conv in disc.convs:
         expected = conv(x[:, None]).permute(0, 2, 3, 1)  # [B, T', R, n]
         torch.testing.assert_close(disc.convolve(x, conv), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_cnn_discriminator_pools_as_relu_then_max_over_time() -> None:
+    # the score pools max-then-ReLU; values and gradients must equal the textbook ReLU-then-max of Conv2d maps
+    torch.manual_seed(0)
+    disc = CNNDiscriminator(30, 12, 8, (2, 3, 12), (4, 5, 3), 1, 0.0, 0)
+    x = torch.randn(6, 12, 8, requires_grad=True)
+    got = disc.score(x)
+    (grad_got,) = torch.autograd.grad(got.sum(), x)
+    pooled = torch.cat([F.relu(conv(x[:, None])).squeeze(-1).amax(-1) for conv in disc.convs], -1)  # [B, F]
+    gate = disc.highway(pooled)
+    h = torch.sigmoid(gate) * F.relu(gate) + (1 - torch.sigmoid(gate)) * pooled
+    expected = disc.head(h).squeeze(-1)
+    (grad_expected,) = torch.autograd.grad(expected.sum(), x)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad_got, grad_expected, rtol=1e-4, atol=1e-5)

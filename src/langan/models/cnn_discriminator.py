@@ -66,7 +66,9 @@ class CNNDiscriminator(nn.Module):
 
     def score(self, x: Tensor) -> Tensor:
         """Embedded rows [B, T, E] -> logits [B] (R = 1) or [B, R]."""
-        pooled = [F.relu(self.convolve(x, conv)).amax(1) for conv in self.convs]  # each [B, R, n_f]: max over time
+        # each [B, R, n_f]: max over time, then ReLU (the same as ReLU then max: ReLU is monotone) on the pooled
+        # features only; max(dim) keeps its argmax, so its backward is a scatter, not amax's compare-and-divide
+        pooled = [F.relu(self.convolve(x, conv).max(1).values) for conv in self.convs]
         h = torch.cat(pooled, -1)  # [B, R, F]
         gate = self.highway(h)
         h = torch.sigmoid(gate) * F.relu(gate) + (1 - torch.sigmoid(gate)) * h  # highway (Srivastava et al. 2015)
