@@ -42,6 +42,15 @@ def test_sweep_of_an_mle_and_a_gan_run(names_file: Path, tmp_path: Path, capsys)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
     assert not (tmp_path / "mle" / "eval.json").exists(), "a sweep must not overwrite a run's eval.json"
 
+    # two GANs started from the same checkpoint: their shared pretrained generator is one curve, not two
+    start = [f"train.init_from={tmp_path / 'gan'}", "train.init_checkpoint=latest", "train.pretrain_steps=0"]
+    for name in ("gan_a", "gan_b"):
+        assert main(["train", gan, *tiny_overrides(names_file), *small_gan, *start, *common, "--name", name]) == 0
+    assert main(["sweep-temperature", str(tmp_path / "gan_a"), str(tmp_path / "gan_b"), "--temperatures", "1.0",
+                 "--n", "30", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.with_suffix(".csv").open()))
+    assert [r["run"] for r in rows] == ["gan_a (adversarial)", "gan_a (pretrained)", "gan_b (adversarial)"]
+
 
 def test_lm_pair_and_evaluation_has_no_side_effects(names_file: Path, tmp_path: Path, capsys) -> None:
     import torch

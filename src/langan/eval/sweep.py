@@ -55,10 +55,25 @@ def sweep_temperature(run_dirs: list[str], temperatures: list[float], n: int = 1
     curve for its pretrained generator, so MLE and adversarial training meet on one frontier."""
     runs = [load_run(r) for r in run_dirs]
     metrics = pair_for(runs, pair)
-    rows = []
+    rows, pretrained_seen = [], set()
     for loaded in runs:
-        rows += sweep_loaded(loaded, loaded.run.name, temperatures, metrics, n, seed, progress=progress)
+        # GANs started from one run's checkpoint share their pretrained generator: its curve is drawn once
+        source = pretrained_source(loaded)
+        others = source is None or source not in pretrained_seen
+        pretrained_seen.add(source)
+        gan = loaded.algorithm.generators_to_compare()  # a GAN's curves are named by generator either way
+        label = loaded.run.name if others or not gan else f"{loaded.run.name} ({loaded.algorithm.generator_label})"
+        rows += sweep_loaded(loaded, label, temperatures, metrics, n, seed, others, progress)
     return rows
+
+
+def pretrained_source(loaded: LoadedRun) -> tuple[str, str] | None:
+    """(run directory, checkpoint) a GAN's pretrained generator was copied from (train.init_from with no
+    pretraining of its own), or None when the run pretrained itself."""
+    t = loaded.cfg.train
+    if not t.init_from or t.pretrain_steps:
+        return None
+    return str(Path(t.init_from).resolve()), t.init_checkpoint
 
 
 def sweep_loaded(loaded: LoadedRun, label: str, temperatures: list[float], metrics: tuple[str, str], n: int,
