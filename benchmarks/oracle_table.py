@@ -139,26 +139,30 @@ def report(args: argparse.Namespace) -> None:
 
 
 def plot_curves(presets: list[str], seeds: list[int]) -> None:
-    """NLL_oracle of the evaluation samples over training steps, one line per run (GANs: adversarial steps)."""
+    """NLL_oracle of the evaluation samples over training steps: MLE, SeqGAN (its rounds) and the step-wise GANs
+    (adversarial steps) in three panels; one colour per preset, one line style per seed."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    panel = {"mle": 0, "seqgan": 1}
+    colours = dict(zip(PRESETS, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
     for preset in presets:
-        for seed in seeds:
+        for seed, style in zip(seeds, ("-", "--", ":", "-."), strict=False):
             path = RUNS / run_name(preset, seed) / "metrics.jsonl"
             if not path.is_file():
                 continue
             points = [json.loads(line) for line in path.read_text().splitlines()]
             points = [(p["step"], p["eval/nll_oracle"]) for p in points if "eval/nll_oracle" in p]
-            ax = axes[0] if preset == "mle" else axes[1]
-            ax.plot(*zip(*points, strict=True), label=f"{preset} s{seed}", marker=".")
+            axes[panel.get(preset, 2)].plot(*zip(*points, strict=True), style, color=colours[preset], marker=".",
+                                             label=f"{preset} s{seed}")
     axes[0].set(title="MLE (the GANs' pretraining)", xlabel="step", ylabel="NLL_oracle of 2,000 samples")
-    axes[1].set(title="GANs from their seed's MLE run", xlabel="adversarial step", ylabel="NLL_oracle")
+    axes[1].set(title="SeqGAN from its seed's MLE run", xlabel="round (the first 10: D pretraining)")
+    axes[2].set(title="Gumbel and REINFORCE GANs from their seed's MLE run", xlabel="adversarial step")
     for ax in axes:
         ax.axhline(5.75, color="grey", linestyle=":", label="real data 5.75")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, ncol=2)
     FIGURES.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(FIGURES / "oracle_curves.png", dpi=110)
