@@ -35,6 +35,7 @@ PRESETS = ("mle", "seqgan", "relgan", "relgan100", "reinforce")
 GANS = ("seqgan", "relgan", "relgan100", "reinforce")
 LABELS = {"mle": "MLE", "seqgan": "SeqGAN", "relgan": "RelGAN (Gumbel-softmax, beta 1)",
           "relgan100": "RelGAN, beta rising to 100", "reinforce": "REINFORCE (per step)"}
+TABLE_METRICS = ("nll_oracle", "nll_gen", "unique")  # the table's columns, in order
 # a row that is a preset with other settings: (its config, overrides)
 VARIANTS = {"relgan100": ("relgan", ["gumbel.beta_max=100"])}
 # NLL_oracle with SeqGAN's oracle, as quoted by RelGAN (Nie et al., ICLR 2019, Table 1); MetaEx-GAN later 6.321
@@ -79,7 +80,7 @@ def train(args: argparse.Namespace) -> None:
 
 
 def evaluate(name: str, n: int, checkpoint: str = "auto") -> dict:
-    out = langan("eval", str(RUNS / name), "--n", str(n), "--metrics", "nll_oracle,nll_gen,unique", "--json",
+    out = langan("eval", str(RUNS / name), "--n", str(n), "--metrics", ",".join(TABLE_METRICS), "--json",
                  "--checkpoint", checkpoint)
     return json.loads(out.stdout)
 
@@ -90,6 +91,11 @@ def mean_std(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3f} (1 seed)"
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def metric_cells(evals: dict[str, dict]) -> str:
+    """The table cells of the evaluated metrics, each mean ± std over the runs in `evals`."""
+    return " | ".join(mean_std([e[m] for e in evals.values()]) for m in TABLE_METRICS)
 
 
 def report(args: argparse.Namespace) -> None:
@@ -108,19 +114,14 @@ def report(args: argparse.Namespace) -> None:
         extra = ""
         if preset == "mle":
             best = results["mle-best"] = {name: evaluate(name, args.n, "best") for name in names}
-            extra = (f"\n| langan MLE, its best valid NLL checkpoint | "
-                     f"{mean_std([e['nll_oracle'] for e in best.values()])} | "
-                     f"{mean_std([e['nll_gen'] for e in best.values()])} | "
-                     f"{mean_std([e['unique'] for e in best.values()])} | - | - | {len(names)} |")
+            extra = f"\n| langan MLE, its best valid NLL checkpoint | {metric_cells(best)} | - | - | {len(names)} |"
         pre = [e["compare"]["pretrained"]["nll_oracle"] for e in evals.values() if "compare" in e]
         # wall times of runs made while nothing else ran (a run timed beside other work is left out of times.json)
         own = [times[n] for n in names if n in times]
         mle = [times[m] for m in (run_name("mle", s) for s in args.seeds) if m in times]
         wall = f"{statistics.mean(own) / 60:.1f}" if own else "-"
         pretraining = "" if preset == "mle" or not mle else f" + {statistics.mean(mle) / 60:.1f} (MLE run)"
-        rows.append(f"| langan {LABELS[preset]} | {mean_std([e['nll_oracle'] for e in evals.values()])} | "
-                    f"{mean_std([e['nll_gen'] for e in evals.values()])} | "
-                    f"{mean_std([e['unique'] for e in evals.values()])} | {mean_std(pre)} | "
+        rows.append(f"| langan {LABELS[preset]} | {metric_cells(evals)} | {mean_std(pre)} | "
                     f"{wall}{pretraining} | {len(names)} |{extra}")
     print(f"# {platform.machine()} CPU, python {platform.python_version()}; {args.n} samples at temperature 1 per run")
     print("| generator | NLL_oracle (lower: better samples) | NLL_gen (lower: better coverage) | unique samples | "
