@@ -198,6 +198,7 @@ def langan_overrides(args: argparse.Namespace) -> list[str]:
         f"train.batch_size={BATCH}", f"train.pretrain_steps={args.repeats * mle_batches}",
         f"train.disc_steps_per_gen_step={args.d_steps}", f"train.steps={max(args.repeats, 1)}",
         f"train.threads={args.threads}",
+        *args.langan_set,
     ]
 
 
@@ -360,7 +361,7 @@ def run_side(side: str, args: argparse.Namespace) -> dict[str, Any]:
            "--peer-dir", str(args.peer_dir), "--threads", str(args.threads), "--repeats", str(args.repeats),
            "--samples", str(args.samples), "--rollouts", str(args.rollouts), "--vocab", str(args.vocab),
            "--d-steps", str(args.d_steps), "--d-epochs", str(args.d_epochs), "--negatives", str(args.negatives),
-           "--seed", str(args.seed)]
+           "--seed", str(args.seed), *(f"--langan-set={kv}" for kv in args.langan_set)]
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, cwd=args.peer_dir if side == "peer" else REPO, env=env, stdout=sys.stderr)
@@ -393,6 +394,8 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> dict
         + ("" if (args.d_steps, args.d_epochs, args.negatives) == (4, 2, 10000) else
            " (reduced: TextGAN's SeqGAN schedule is 4 x 10,000 x 2)"),
     ]
+    if args.langan_set:
+        lines.append(f"# langan's side also set: {' '.join(args.langan_set)}")
     if "langan" in results:
         lines.append(f"# langan adversarial path: {results['langan']['info']['adversarial_path']}")
     work = [f"{side} {r['info']['disc_batches_per_adversarial_epoch']:.0f} batches / "
@@ -425,6 +428,9 @@ def main() -> None:
     parser.add_argument("--negatives", type=int, default=500,
                         help="fresh generated rows per D round, paired with as many real ones (TextGAN: 10,000)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--langan-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for langan's side, after the shape's own (e.g. train.dtype=bfloat16); "
+                             "repeatable")
     parser.add_argument("--sides", choices=["both", "peer", "langan"], default="both")
     parser.add_argument("--json", type=Path, help="also write every time and setting to this file")
     parser.add_argument("--worker", choices=["peer", "langan"], help=argparse.SUPPRESS)

@@ -139,6 +139,25 @@ def test_cnn_discriminator_windows_equal_conv2d(shape: tuple) -> None:
         torch.testing.assert_close(disc.convolve(x, conv), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_cnn_discriminator_convolves_by_one_matrix_product_under_bf16() -> None:
+    # the windows go into the product as 2-D rows. Left 4-D, bf16 autocast's copy of them carries a stride on the
+    # size-1 representation axis that stops matmul from folding it: it broadcast the weight to every window
+    # (a [B T', f S, n] copy) and took a batched product, ~180x slower (rollout rewards of oracle-seqgan with
+    # train.dtype=bfloat16 took 131 s instead of 6 s). 2-D products only, and still Conv2d's values
+    from torch.profiler import profile
+
+    torch.manual_seed(0)
+    disc = CNNDiscriminator(30, 20, 8, (1, 2, 5), (3, 4, 2), 1, 0.0, 0)
+    x = torch.randn(5, 20, 8)
+    for conv in disc.convs:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16), profile() as prof:  # as in rewards
+            got = disc.convolve(x, conv)
+        products = {e.name for e in prof.events() if e.name in ("aten::mm", "aten::addmm", "aten::bmm")}
+        assert products and "aten::bmm" not in products, (conv, products)
+        expected = conv(x[:, None]).permute(0, 2, 3, 1)
+        torch.testing.assert_close(got.float(), expected, rtol=0.05, atol=0.05)
+
+
 def test_cnn_discriminator_pools_as_relu_then_max_over_time() -> None:
     # the score pools max-then-ReLU; values and gradients must equal the textbook ReLU-then-max of Conv2d maps
     torch.manual_seed(0)

@@ -9,7 +9,7 @@ from conftest import REPO, tiny_overrides
 from langan.cli import main
 from langan.config import load_config
 from langan.models import count_parameters
-from langan.optim import schedule_at
+from langan.optim import clip_gradients, schedule_at
 from langan.runs.checkpoint import load_checkpoint, step_checkpoints
 from langan.runs.rundir import RunDir
 from langan.train.session import new_session
@@ -219,3 +219,23 @@ def test_large_tensors_reuse_freed_memory_once_torch_is_set_up() -> None:
     pages = (32 << 20) // resource.getpagesize()
     assert sys.platform.startswith("linux")  # CI's machine; glibc's mallopt is what this checks
     assert page_faults_of_allocations() < pages // 4, "the 32 MiB tensors faulted their pages in again"
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 50.0, 0.0])
+def test_clip_gradients_matches_clip_grad_norm_and_leaves_small_gradients_unwritten(max_norm: float) -> None:
+    # the same norm and clipped values as torch's clip_grad_norm_; within the bound (or with no bound) the gradients
+    # are not rewritten at all (clip_grad_norm_ multiplies them by 1.0: a pass over every gradient each step)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Linear(5, 3))
+    net(torch.randn(4, 6)).pow(2).sum().backward()
+    reference = [torch.nn.Parameter(p.detach().clone()) for p in net.parameters()]
+    for ref, p in zip(reference, net.parameters(), strict=True):
+        ref.grad = p.grad.clone()
+    versions = [p.grad._version for p in net.parameters()]
+    norm = clip_gradients(net, max_norm)
+    expected = torch.nn.utils.clip_grad_norm_(reference, max_norm if max_norm > 0 else float("inf"))
+    assert float(norm) == pytest.approx(float(expected), rel=1e-6) and float(norm) > 1.0
+    for p, ref in zip(net.parameters(), reference, strict=True):
+        torch.testing.assert_close(p.grad, ref.grad, rtol=0, atol=0)
+    rewritten = [p.grad._version != v for p, v in zip(net.parameters(), versions, strict=True)]
+    assert all(rewritten) if max_norm == 0.5 else not any(rewritten)

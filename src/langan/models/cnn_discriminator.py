@@ -82,5 +82,8 @@ class CNNDiscriminator(nn.Module):
         b, t, _ = x.shape
         f, n = conv.kernel_size[0], conv.out_channels
         windows = x.reshape(b, t, self.reps, self.slice).unfold(1, f, 1)  # [B, T-f+1, R, S, f]
-        windows = windows.transpose(-1, -2).reshape(b, t - f + 1, self.reps, f * self.slice)
-        return windows @ conv.weight.view(n, f * self.slice).T + conv.bias  # [B, T-f+1, R, n]
+        # one 2-D product: the overlapping windows are copied into rows first. Left 4-D (a strided view for
+        # R = 1), the product takes a batched path ~5x slower at float32 and ~180x slower under bf16 autocast
+        rows = windows.transpose(-1, -2).reshape(-1, f * self.slice)  # [B (T-f+1) R, f S]
+        out = torch.addmm(conv.bias, rows, conv.weight.view(n, f * self.slice).T)  # [B (T-f+1) R, n]
+        return out.view(b, t - f + 1, self.reps, n)
