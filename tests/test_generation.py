@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from langan.generation import draw, filter_logits, sample
+from langan.generation import draw, draw_from_logits, filter_logits, sample
 from langan.models.lstm import LSTMLM
 from langan.models.transformer import TransformerLM
 from langan.tokens import BOS, EOS, PAD, UNK
@@ -105,6 +105,17 @@ def test_draw_follows_the_weights_and_never_draws_a_zero_weight_token() -> None:
     assert abs(float(counts[3]) - 0.75) < 0.005  # 5 standard errors of 200k draws
     one_hot = torch.eye(6)[[5, 0, 2]]  # all the mass on one token, including the first and the last
     assert draw(one_hot).tolist() == [5, 0, 2]
+
+
+def test_draw_from_logits_follows_softmax_and_returns_its_log_probabilities() -> None:
+    # logits as the sampler passes them (a forbidden token at -inf, large values): draws follow softmax(logits),
+    # the log-probabilities are log_softmax's at the drawn tokens, and a -inf token is never drawn
+    logits = torch.tensor([[float("-inf"), 40.0, 41.0, 35.0, 42.0]]).expand(100_000, -1)
+    token, logp = draw_from_logits(logits, torch.Generator().manual_seed(0))
+    probs = logits[0].softmax(-1)
+    counts = torch.bincount(token, minlength=5).double() / len(token)
+    assert counts[0] == 0 and torch.allclose(counts, probs.double(), atol=0.005)
+    torch.testing.assert_close(logp, logits.log_softmax(-1).gather(1, token[:, None]).squeeze(1))
 
 
 def test_draw_is_reproducible_from_its_generator() -> None:

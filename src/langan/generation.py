@@ -95,11 +95,11 @@ def _inverse_cdf(weights: Tensor, generator: torch.Generator | None) -> tuple[Te
 
 def draw_from_logits(logits: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """[B, V] logits (-inf: never drawn) -> ([B] draws from softmax(logits), [B] their log-probabilities).
-    One exp and one cumsum over the vocabulary; no log_softmax of the whole row is needed."""
-    top = logits.amax(-1, keepdim=True)  # [B, 1]
-    token, total = _inverse_cdf((logits - top).exp_(), generator)
-    logp = logits.gather(1, token[:, None]) - top - total.log()  # [B, 1]
-    return token, logp.squeeze(1)
+    One fused softmax and one cumsum over the vocabulary: softmax reads each row while it is in cache, where
+    max, subtract and exp as separate ops streamed the [B, V] block from memory three times."""
+    probs = logits.softmax(-1)  # [B, V]
+    token, _ = _inverse_cdf(probs, generator)
+    return token, probs.gather(1, token[:, None]).squeeze(1).log()
 
 
 @torch.no_grad()
