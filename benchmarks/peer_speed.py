@@ -75,6 +75,8 @@ SAMPLE_BATCH = 4 * BATCH  # TextGAN samples negatives and evaluation sets 4 x ba
 # SeqGAN's CNN discriminator, models/SeqGAN_D.py (langan: disc.filter_sizes / disc.num_filters)
 FILTER_SIZES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20]
 NUM_FILTERS = [100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160]
+LANGAN_BF16 = "langan-bf16"  # langan's side again under bf16 autocast (--langan-bf16): a third column
+BF16 = "train.dtype=bfloat16"
 PHASES = {
     "mle_epoch": "1. MLE epoch",
     "rollout_reward": "2. rollout reward of one batch (inside 3a)",
@@ -355,16 +357,17 @@ def run_side(side: str, args: argparse.Namespace) -> dict[str, Any]:
     fd, result = tempfile.mkstemp(prefix=f"peer_speed_{side}_", suffix=".json")
     os.close(fd)
     env = os.environ | {"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    if side == "langan":
+    worker_side, sets = ("langan", [*args.langan_set, BF16]) if side == LANGAN_BF16 else (side, args.langan_set)
+    if worker_side == "langan":
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH", "")) if p)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", side, "--result", result,
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", worker_side, "--result", result,
            "--peer-dir", str(args.peer_dir), "--threads", str(args.threads), "--repeats", str(args.repeats),
            "--samples", str(args.samples), "--rollouts", str(args.rollouts), "--vocab", str(args.vocab),
            "--d-steps", str(args.d_steps), "--d-epochs", str(args.d_epochs), "--negatives", str(args.negatives),
-           "--seed", str(args.seed), *(f"--langan-set={kv}" for kv in args.langan_set)]
+           "--seed", str(args.seed), *(f"--langan-set={kv}" for kv in sets)]
     start = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, cwd=args.peer_dir if side == "peer" else REPO, env=env, stdout=sys.stderr)
+        proc = subprocess.run(cmd, cwd=args.peer_dir if worker_side == "peer" else REPO, env=env, stdout=sys.stderr)
         if proc.returncode != 0:
             sys.exit(f"the {side} worker failed (exit {proc.returncode}): {' '.join(cmd)}")
         out = json.loads(Path(result).read_text())
@@ -380,8 +383,9 @@ def fmt(seconds: float | None) -> str:
 
 def report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     medians = {side: {k: statistics.median(v) for k, v in r["phases"].items()} for side, r in results.items()}
-    both = {"peer", "langan"} <= medians.keys()
-    ratios = {k: medians["peer"][k] / medians["langan"][k] for k in PHASES if both and medians["langan"][k] > 0}
+    ours = [side for side in ("langan", LANGAN_BF16) if side in medians]
+    ratios = {side: {k: medians["peer"][k] / medians[side][k] for k in PHASES if medians[side][k] > 0}
+              for side in ours if "peer" in medians}
     head = {"peer": git_head(args.peer_dir) if "peer" in results else None, "langan": git_head(REPO)}
     lines = [
         f"# CPU {platform.machine()}, {os.cpu_count()} cores, {args.threads} threads per side, torch "
@@ -396,16 +400,19 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> dict
     ]
     if args.langan_set:
         lines.append(f"# langan's side also set: {' '.join(args.langan_set)}")
-    if "langan" in results:
-        lines.append(f"# langan adversarial path: {results['langan']['info']['adversarial_path']}")
+    if ours:
+        lines.append(f"# langan adversarial path: {results[ours[0]]['info']['adversarial_path']}")
     work = [f"{side} {r['info']['disc_batches_per_adversarial_epoch']:.0f} batches / "
             f"{r['info']['disc_rows_per_adversarial_epoch']:,.0f} rows" for side, r in results.items()]
     lines.append(f"# D work per adversarial epoch: {'; '.join(work)}")
-    lines += ["", "| phase | TextGAN-PyTorch s | langan s | TextGAN / langan |", "|---|---|---|---|"]
+    if LANGAN_BF16 in results:
+        lines.append(f"# {LANGAN_BF16}: langan's side again with {BF16} (autocast; weights and optimiser float32)")
+    head_row = "| phase | TextGAN-PyTorch s | " + " | ".join(f"{side} s | TextGAN / {side}" for side in ours) + " |"
+    lines += ["", head_row, "|---" * (2 + 2 * len(ours)) + "|"]
     for key, label in PHASES.items():
-        ratio = f"{ratios[key]:.2f}x" if key in ratios else "-"
-        lines.append(f"| {label} | {fmt(medians.get('peer', {}).get(key))} | "
-                     f"{fmt(medians.get('langan', {}).get(key))} | {ratio} |")
+        cells = [f"{fmt(medians[side].get(key))} | "
+                 + (f"{ratios[side][key]:.2f}x" if key in ratios.get(side, {}) else "-") for side in ours]
+        lines.append(f"| {label} | {fmt(medians.get('peer', {}).get(key))} | " + " | ".join(cells) + " |")
     print("\n".join(lines))
     return {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                          if k not in ("worker", "result", "json")},
@@ -432,6 +439,8 @@ def main() -> None:
                         help="a config override for langan's side, after the shape's own (e.g. train.dtype=bfloat16); "
                              "repeatable")
     parser.add_argument("--sides", choices=["both", "peer", "langan"], default="both")
+    parser.add_argument("--langan-bf16", action="store_true",
+                        help=f"also time langan's side with {BF16} (bf16 autocast: a third column)")
     parser.add_argument("--json", type=Path, help="also write every time and setting to this file")
     parser.add_argument("--worker", choices=["peer", "langan"], help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -444,6 +453,8 @@ def main() -> None:
     if not BATCH // 2 <= args.negatives <= args.samples:
         parser.error(f"--negatives must be between {BATCH // 2} and --samples ({args.samples})")
     sides = ["peer", "langan"] if args.sides == "both" else [args.sides]
+    if args.langan_bf16:
+        sides.append(LANGAN_BF16)
     if "peer" in sides and not (args.peer_dir / "models" / "SeqGAN_G.py").is_file():
         print(f"TextGAN-PyTorch not found at {args.peer_dir}: git clone https://github.com/williamSYSU/TextGAN-PyTorch "
               f"{args.peer_dir} (or pass --peer-dir)")
