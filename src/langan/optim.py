@@ -96,11 +96,13 @@ def clip_gradients(model: nn.Module, max_norm: float) -> torch.Tensor:
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     if not grads:
         return torch.zeros(())
-    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    device = grads[0].device  # (a model split over devices: each norm comes to the first one, as in torch's)
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g).to(device) for g in grads]))
     if max_norm > 0:
         coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)  # clip_grad_norm_'s coefficient
         if bool(coef < 1.0):
-            torch._foreach_mul_(grads, coef)
+            for g in grads:
+                g.mul_(coef.to(g.device))
     return norm
 
 
