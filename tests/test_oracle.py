@@ -15,6 +15,8 @@ def test_random_oracle_is_reproducible_and_fixed_length() -> None:
     assert torch.equal(x, y) and x.shape == (20, 7) and int(x.max()) < 50
     lp = a.log_prob(x)
     assert lp.shape == (20, 7) and (lp <= 0).all()
+    # scored in blocks of rows (to stay in cache): the same values as all rows at once, the last block short
+    torch.testing.assert_close(a.log_prob(x, rows=3), a.log_prob(x, rows=1000), rtol=0, atol=1e-6)
 
 
 def test_oracle_source_gives_fixed_length_rows_without_eos() -> None:
