@@ -81,16 +81,11 @@ def draw(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
     never drawn: u < total, and searchsorted(right=True) returns the first i with cdf[i] > u. float64 weights
     are drawn in float64 (the oracle's data), anything else in float32.
     """
-    return _inverse_cdf(probs if probs.dtype == torch.float64 else probs.float(), generator)[0]
-
-
-def _inverse_cdf(weights: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-    """([B] draws, [B, 1] total weight of each row)."""
-    cdf = weights.cumsum(-1)  # [B, V], non-decreasing
-    total = cdf[:, -1:]
+    cdf = (probs if probs.dtype == torch.float64 else probs.float()).cumsum(-1)  # [B, V], non-decreasing
+    total = cdf[:, -1:]  # [B, 1]
     u = torch.rand(total.shape, dtype=cdf.dtype, device=cdf.device, generator=generator) * total
     u = torch.minimum(u, total.nextafter(torch.zeros_like(total)))  # u * total may round up to total
-    return torch.searchsorted(cdf, u, right=True).squeeze(1), total
+    return torch.searchsorted(cdf, u, right=True).squeeze(1)
 
 
 def draw_from_logits(logits: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
@@ -98,7 +93,7 @@ def draw_from_logits(logits: Tensor, generator: torch.Generator | None = None) -
     One fused softmax and one cumsum over the vocabulary: softmax reads each row while it is in cache, where
     max, subtract and exp as separate ops streamed the [B, V] block from memory three times."""
     probs = logits.softmax(-1)  # [B, V]
-    token, _ = _inverse_cdf(probs, generator)
+    token = draw(probs, generator)
     return token, probs.gather(1, token[:, None]).squeeze(1).log()
 
 
