@@ -157,6 +157,20 @@ def test_gradient_flows_only_through_log_probs_of_sampled_tokens() -> None:
     assert float(logits.grad[0, 3].abs().sum()) == 0
 
 
+def test_summed_policy_loss_scales_the_gradient_by_the_token_count(names_file: Path, tmp_path: Path) -> None:
+    """reward.loss_reduction=sum (SeqGAN's code): on the same samples from the same start, the generator's
+    gradient is the mean's times the number of valid tokens, so max_grad_norm then bounds every step."""
+    norms, fake = {}, None
+    for reduction in ("mean", "sum"):
+        alg = gan_session(names_file, tmp_path / reduction, **{"reward.loss_reduction": reduction,
+                                                               "train.pretrain_steps": 0}).algorithm
+        fake = alg.draw(16) if fake is None else fake
+        norms[reduction] = float(alg.gen_update(fake)["gen/grad_norm"])
+    n_valid = int(pg.valid_mask(fake.lengths, fake.tokens.shape[1]).sum())
+    assert n_valid > 16 and norms["mean"] > 0
+    assert norms["sum"] == pytest.approx(norms["mean"] * n_valid, rel=1e-4)
+
+
 def test_entropy_bonus_is_finite_with_forbidden_tokens() -> None:
     logits = torch.randn(1, 2, 5, requires_grad=True)
     masked = logits.masked_fill(torch.tensor([True, False, False, False, False]), float("-inf"))

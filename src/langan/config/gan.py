@@ -49,6 +49,10 @@ class RewardConfig:
     rollout_decay: float = opt(0.8, "rollout mode: the rollout generator follows G by an exponential moving "
                                "average, rollout <- decay * rollout + (1 - decay) * G (SeqGAN: 0.8)")
     rollout_chunk: int = opt(4096, "rollout mode: rows decoded at once (bounds memory)")
+    loss_reduction: str = opt("mean", "the generator's loss over the batch's generated tokens: mean; sum (SeqGAN's "
+                              "code sums over batch and positions, so with optim.gen.max_grad_norm every step's "
+                              "gradient is clipped to that norm whatever the size of the rewards)",
+                              ("mean", "sum"))
 
     def check(self, root: Config) -> list[Check]:
         return [
