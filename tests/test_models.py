@@ -9,7 +9,7 @@ from langan.models import build_generator, count_parameters
 from langan.models.cnn_discriminator import CNNDiscriminator
 from langan.models.lstm import LSTMLM
 from langan.models.transformer import TransformerLM
-from langan.tokens import PAD, left_pad
+from langan.tokens import EOS, PAD, left_pad
 
 
 def tiny_transformer(**kw) -> TransformerLM:
@@ -172,3 +172,20 @@ def test_cnn_discriminator_pools_as_relu_then_max_over_time() -> None:
     (grad_expected,) = torch.autograd.grad(expected.sum(), x)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(grad_got, grad_expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("reps", [1, 2])
+def test_cnn_discriminator_scores_rollouts_as_whole_rows(reps: int) -> None:
+    # forward_rollouts convolves each group's shared prefix once; it must give forward's logits for every prefix
+    # length, with rows shorter than max_length (PAD-filled) and PAD after an EOS inside a completion
+    torch.manual_seed(0)
+    disc = CNNDiscriminator(30, 12, 8, (1, 2, 3, 5, 12), (3, 4, 2, 3, 2), reps, 0.0, 0).eval()
+    n, k, width = 3, 4, 9
+    for t in range(1, width):
+        prefixes = torch.randint(4, 30, (n, t))
+        tails = torch.randint(4, 30, (n * k, width - t))
+        tails[1, 1:] = PAD  # an early end (EOS, then PAD) in one completion
+        tails[1, 0] = EOS
+        tokens = torch.cat([prefixes.repeat_interleave(k, 0), tails], 1)  # [n k, width]
+        with torch.no_grad():
+            torch.testing.assert_close(disc.forward_rollouts(tokens, t, k), disc(tokens)[1], rtol=1e-5, atol=1e-5)

@@ -210,12 +210,18 @@ class Reinforce(Algorithm):
             for part in rows.split(max(1, rcfg.rollout_chunk // k)):
                 done = self.draw(len(part) * k, self.rollout, prefix=tokens[part, :t], repeats=k)
                 with self.autocast():
-                    scores.append(pg.transform_logits(self.disc(done.tokens)[1], rcfg.transform))
+                    scores.append(pg.transform_logits(self._rollout_logits(done.tokens, t, k), rcfg.transform))
             q[rows, t - 1] = torch.cat(scores).view(len(rows), k).mean(1)
         with self.autocast():
             final = pg.transform_logits(self.disc(tokens)[1], rcfg.transform)
         q[torch.arange(b, device=tokens.device), lengths - 1] = final
         return q * mask
+
+    def _rollout_logits(self, tokens: Tensor, prefix_length: int, repeats: int) -> Tensor:
+        """D's sequence logits [N] of completions in groups of `repeats` sharing their first prefix_length tokens;
+        a discriminator with a `forward_rollouts` (the CNNs) reads each group's prefix once."""
+        shared = getattr(self.disc, "forward_rollouts", None)
+        return shared(tokens, prefix_length, repeats) if shared else self.disc(tokens)[1]
 
     # ------------------------------------------------------------------ discriminator
 

@@ -64,11 +64,32 @@ class CNNDiscriminator(nn.Module):
         """Every row padded with PAD to the full width (a filter needs at least its width)."""
         return F.pad(tokens, (0, max(self._width() - tokens.shape[1], 0)), value=PAD)
 
+    def forward_rollouts(self, tokens: Tensor, prefix_length: int, repeats: int) -> Tensor:
+        """Sequence logits of rollouts: rows [N = n * repeats, T] in groups of `repeats` consecutive rows that share
+        their first `prefix_length` tokens (SeqGAN's completions of one prefix). Equal to forward(tokens)[1]; the
+        windows that lie inside the shared prefix are convolved once per group instead of once per row (a third
+        of the convolution's products for SeqGAN's filters over all prefix lengths of a length-20 row)."""
+        x = self.embed(self._pad(tokens))  # [N, W, E]
+        shared = x[::repeats, :prefix_length]  # [n, t, E]: each group's prefix, once
+        pooled = []
+        for conv in self.convs:
+            f = conv.kernel_size[0]
+            first = max(prefix_length - f + 1, 0)  # the first window that reaches past the prefix
+            best = self.convolve(x[:, first:], conv).max(1).values  # [N, R, n_f]
+            if prefix_length >= f:  # windows inside the prefix: the same for every row of a group
+                inside = self.convolve(shared, conv).max(1).values  # [n, R, n_f]
+                best = torch.maximum(best, inside.repeat_interleave(repeats, 0))
+            pooled.append(F.relu(best))
+        return self.classify(pooled)
+
     def score(self, x: Tensor) -> Tensor:
         """Embedded rows [B, T, E] -> logits [B] (R = 1) or [B, R]."""
         # each [B, R, n_f]: max over time, then ReLU (the same as ReLU then max: ReLU is monotone) on the pooled
         # features only; max(dim) keeps its argmax, so its backward is a scatter, not amax's compare-and-divide
-        pooled = [F.relu(self.convolve(x, conv).max(1).values) for conv in self.convs]
+        return self.classify([F.relu(self.convolve(x, conv).max(1).values) for conv in self.convs])
+
+    def classify(self, pooled: list[Tensor]) -> Tensor:
+        """Pooled features, one [B, R, n_f] per filter width -> logits [B] (R = 1) or [B, R]."""
         h = torch.cat(pooled, -1)  # [B, R, F]
         gate = self.highway(h)
         h = torch.sigmoid(gate) * F.relu(gate) + (1 - torch.sigmoid(gate)) * h  # highway (Srivastava et al. 2015)
