@@ -395,7 +395,7 @@ def test_masked_std_and_unique_fraction_match_their_direct_definitions() -> None
 
 def test_seqgan_discriminator_schedule_trains_on_fresh_negatives(names_file: Path, tmp_path: Path) -> None:
     extra = {"reward.mode": "rollout", "disc.output": "sequence", "reward.rollout_num": 2, "train.batch_size": 16,
-             "disc.negatives": 40, "disc.epochs": 2, "train.disc_steps_per_gen_step": 3}
+             "disc.negatives": 44, "disc.epochs": 2, "train.disc_steps_per_gen_step": 3}
     s = gan_session(names_file, tmp_path, **extra)
     alg, calls, drawn = s.algorithm, [], []
     update, draw = alg.disc_update, alg.draw
@@ -404,12 +404,13 @@ def test_seqgan_discriminator_schedule_trains_on_fresh_negatives(names_file: Pat
     alg.step_count = s.cfg.train.pretrain_steps + s.cfg.disc.pretrain_steps
     before = {n: p.detach().clone() for n, p in alg.disc.named_parameters()}
     alg.step(next(s.trainer.batches))
-    # 3 rounds x 2 epochs x (40 rows / 8 per half-batch) batches, each 8 real against 8 generated rows
+    # 3 rounds x 2 epochs x 5 whole batches of 44 rows (8 per half-batch; 4 left over, as SeqGAN's loader),
+    # each 8 real against 8 generated rows
     assert [(r, f) for r, f, _ in calls] == [(8, 8)] * 30
-    negatives = [n for n, model in drawn if model is None and n == 40]
+    negatives = [n for n, model in drawn if model is None and n == 44]
     assert len(negatives) == 3  # a fresh set of negatives each round, drawn by G itself
     first_round = torch.cat([f for _, _, f in calls[:5]])
-    assert len({tuple(r) for r in first_round.tolist()}) > 20  # the round's 40 rows, not one batch repeated
+    assert len({tuple(r) for r in first_round.tolist()}) > 20  # the round's rows, not one batch repeated
     assert any(not torch.equal(p, before[n]) for n, p in alg.disc.named_parameters())
 
 

@@ -256,7 +256,8 @@ class Reinforce(Algorithm):
 
     def disc_round(self) -> dict[str, Tensor | float]:
         """SeqGAN's discriminator schedule: disc.negatives fresh samples against as many random training rows,
-        disc.epochs epochs over both, each batch half real and half fake. Returns the last batch's figures."""
+        disc.epochs epochs over both, each batch half real and half fake; whole batches only, as SeqGAN's and
+        TextGAN-PyTorch's loaders (the rows left over change each epoch). Returns the last batch's figures."""
         world = dist.world_size()  # under torchrun each rank draws and trains on its share of both
         n, half = -(-self.cfg.disc.negatives // world), max(1, self.cfg.train.batch_size // 2 // world)
         fakes = [self.draw(len(c)).tokens for c in torch.arange(n).split(self.cfg.reward.rollout_chunk)]
@@ -265,8 +266,9 @@ class Reinforce(Algorithm):
         pick = torch.randperm(len(train))[:n] if n <= len(train) else torch.randint(len(train), (n,))
         real = train[pick, 1:].to(self.device)  # [n, L] without BOS
         metrics: dict[str, Tensor | float] = {}
+        kept = max(n - n % half, min(n, half))  # whole batches (one, if fewer rows than a batch)
         for _ in range(self.cfg.disc.epochs):
-            real_order, fake_order = torch.randperm(n).split(half), torch.randperm(n).split(half)
+            real_order, fake_order = torch.randperm(n)[:kept].split(half), torch.randperm(n)[:kept].split(half)
             for r, f in zip(real_order, fake_order, strict=True):
                 metrics = self.disc_update(real[r.to(self.device)], fake[f.to(self.device)])
         return metrics
