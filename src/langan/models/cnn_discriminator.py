@@ -75,9 +75,9 @@ class CNNDiscriminator(nn.Module):
         for conv in self.convs:
             f = conv.kernel_size[0]
             first = max(prefix_length - f + 1, 0)  # the first window that reaches past the prefix
-            best = self.convolve(x[:, first:], conv).max(1).values  # [N, R, n_f]
+            best = max_over_time(self.convolve(x[:, first:], conv))  # [N, R, n_f]
             if prefix_length >= f:  # windows inside the prefix: the same for every row of a group
-                inside = self.convolve(shared, conv).max(1).values  # [n, R, n_f]
+                inside = max_over_time(self.convolve(shared, conv))  # [n, R, n_f]
                 best = torch.maximum(best, inside.repeat_interleave(repeats, 0))
             pooled.append(F.relu(best))
         return self.classify(pooled)
@@ -85,8 +85,8 @@ class CNNDiscriminator(nn.Module):
     def score(self, x: Tensor) -> Tensor:
         """Embedded rows [B, T, E] -> logits [B] (R = 1) or [B, R]."""
         # each [B, R, n_f]: max over time, then ReLU (the same as ReLU then max: ReLU is monotone) on the pooled
-        # features only; max(dim) keeps its argmax, so its backward is a scatter, not amax's compare-and-divide
-        return self.classify([F.relu(self.convolve(x, conv).max(1).values) for conv in self.convs])
+        # features only
+        return self.classify([F.relu(max_over_time(self.convolve(x, conv))) for conv in self.convs])
 
     def classify(self, pooled: list[Tensor]) -> Tensor:
         """Pooled features, one [B, R, n_f] per filter width -> logits [B] (R = 1) or [B, R]."""
@@ -108,3 +108,10 @@ class CNNDiscriminator(nn.Module):
         rows = windows.transpose(-1, -2).reshape(-1, f * self.slice)  # [B (T-f+1) R, f S]
         out = torch.addmm(conv.bias, rows, conv.weight.view(n, f * self.slice).T)  # [B (T-f+1) R, n]
         return out.view(b, t - f + 1, self.reps, n)
+
+
+def max_over_time(maps: Tensor) -> Tensor:
+    """[B, T', R, n] feature maps -> [B, R, n], the max over windows. With gradients, max(dim): it keeps the argmax,
+    so its backward is a scatter, not amax's compare-and-divide. Without, amax: max(dim)'s index tracking took
+    5 ms for 1,024 x 19 x 200 maps against 0.4-0.8 ms (2 cores), most of a rollout reward's pooling."""
+    return maps.max(1).values if torch.is_grad_enabled() and maps.requires_grad else maps.amax(1)
