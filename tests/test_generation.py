@@ -107,6 +107,20 @@ def test_draw_follows_the_weights_and_never_draws_a_zero_weight_token() -> None:
     assert draw(one_hot).tolist() == [5, 0, 2]
 
 
+def test_two_level_draw_follows_the_weights_across_blocks() -> None:
+    # a vocabulary of several blocks with a shorter last one (1,000 = 15 x 64 + 40): mass in the first token, at a
+    # block's edges and in the last token; every other weight 0 and never drawn
+    weights = torch.zeros(1000)
+    weights[[0, 63, 64, 999]] = torch.tensor([1.0, 1.0, 2.0, 4.0])
+    picks = draw(weights.expand(40_000, -1), torch.Generator().manual_seed(0))
+    counts = torch.bincount(picks, minlength=1000).double() / len(picks)
+    assert counts.sum() == counts[[0, 63, 64, 999]].sum()
+    torch.testing.assert_close(counts[[0, 63, 64, 999]], torch.tensor([0.125, 0.125, 0.25, 0.5], dtype=torch.double),
+                               atol=0.01, rtol=0)  # 4 standard errors of 40k draws
+    one_hot = torch.eye(1000)[[999, 0, 64, 500]]
+    assert draw(one_hot).tolist() == [999, 0, 64, 500]
+
+
 def test_draw_from_logits_follows_softmax_and_returns_its_log_probabilities() -> None:
     # logits as the sampler passes them (a forbidden token at -inf, large values): draws follow softmax(logits),
     # the log-probabilities are log_softmax's at the drawn tokens, and a -inf token is never drawn

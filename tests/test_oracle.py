@@ -93,9 +93,10 @@ def test_oracle_data_is_drawn_in_float64(monkeypatch) -> None:
     # float32 matmuls differ in their last bit between processes; a draw near a bin edge then flipped a token
     import langan.data.oracle as oracle_module
 
+    # and in one level (inverse_cdf), as every recorded run's data were: the sampler's block draw would give others
     seen = []
-    real_draw = oracle_module.draw
-    monkeypatch.setattr(oracle_module, "draw", lambda probs, generator=None: seen.append(probs.dtype)
+    real_draw = oracle_module.inverse_cdf
+    monkeypatch.setattr(oracle_module, "inverse_cdf", lambda probs, generator=None: seen.append(probs.dtype)
                         or real_draw(probs, generator))
     tokens = OracleLSTM.random(50, 8, 8, seed=3).generate(10, 5, seed=1)
     assert seen == [torch.float64] * 5 and tokens.dtype == torch.long

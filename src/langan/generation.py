@@ -73,15 +73,39 @@ def filter_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_
     return logits
 
 
+# tokens per block of the two-level draw; vocabularies under 4 blocks are drawn in one level
+DRAW_BLOCK = 64
+
+
 def draw(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """One draw per row of [B, V] non-negative weights (rows need not sum to 1) -> [B] token ids.
 
-    Inverse CDF: cumsum + searchsorted. On a 2-core CPU this is about 17x faster than `torch.multinomial`
-    (31 vs 518 ms for 4096 x 5000), which was most of the time of SeqGAN rollouts. A token of weight 0 is
-    never drawn: u < total, and searchsorted(right=True) returns the first i with cdf[i] > u. float64 weights
-    are drawn in float64 (the oracle's data), anything else in float32.
+    Inverse CDF in two levels: a block of DRAW_BLOCK tokens is drawn by its total weight, then a token inside it by
+    its own weight, each with a fresh uniform, so P(token) = (S_block / T) (w / S_block) = w / T. A full-width
+    cumsum runs one row at a time; the block totals are a vectorised sum and the rest touches B x 64 weights:
+    1,024 x 5,004 weights 9-11 ms -> 2.4-6 ms, 10,000 x 5,004 160 -> 34-44 ms (2 cores). The one-level draw
+    is itself about 17x faster than `torch.multinomial` (31 vs 518 ms for 4096 x 5000). float64 weights are
+    drawn in float64 (the oracle's data), anything else in float32.
     """
-    cdf = (probs if probs.dtype == torch.float64 else probs.float()).cumsum(-1)  # [B, V], non-decreasing
+    weights = probs if probs.dtype == torch.float64 else probs.float()
+    b, v = weights.shape
+    if v < 4 * DRAW_BLOCK:
+        return inverse_cdf(weights, generator)
+    full = v // DRAW_BLOCK * DRAW_BLOCK
+    totals = weights[:, :full].reshape(b, -1, DRAW_BLOCK).sum(-1)  # [B, V // 64]
+    if full < v:  # the last, shorter block
+        totals = torch.cat([totals, weights[:, full:].sum(-1, keepdim=True)], 1)
+    block = inverse_cdf(totals, generator)  # [B]: a block of non-zero total
+    columns = block[:, None] * DRAW_BLOCK + torch.arange(DRAW_BLOCK, device=weights.device)  # [B, 64]
+    inside = weights.gather(1, columns.clamp(max=v - 1)) * (columns < v)  # 0 past the vocabulary's end
+    return block * DRAW_BLOCK + inverse_cdf(inside, generator)
+
+
+def inverse_cdf(weights: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """[B, N] non-negative weights -> [B] draws in one level: cumsum + searchsorted. A weight-0 entry is never
+    drawn: u < total, and searchsorted(right=True) returns the first i with cdf[i] > u. The oracle's data are
+    drawn this way (data/oracle.py), so that they stay the sequences earlier runs trained on."""
+    cdf = weights.cumsum(-1)  # [B, N], non-decreasing
     total = cdf[:, -1:]  # [B, 1]
     u = torch.rand(total.shape, dtype=cdf.dtype, device=cdf.device, generator=generator) * total
     u = torch.minimum(u, total.nextafter(torch.zeros_like(total)))  # u * total may round up to total

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from langan.errors import LanganError
-from langan.generation import draw
+from langan.generation import inverse_cdf
 
 GATES = ("i", "f", "o", "c")
 ARRAYS = ("embedding", *[f"{p}_{g}" for g in GATES for p in ("W", "U", "b")], "W_out", "b_out")
@@ -105,7 +105,8 @@ class OracleLSTM(nn.Module):
             seq = []
             for _ in range(length):
                 logits, h, c = oracle.step(oracle.embedding[token], h, c)
-                token = draw(torch.softmax(logits, -1), generator=g)
+                # one level, as every recorded run's data were drawn (generation.draw's blocks would draw others)
+                token = inverse_cdf(torch.softmax(logits, -1), generator=g)
                 seq.append(token)
             chunks.append(torch.stack(seq, dim=1))
         return torch.cat(chunks)
