@@ -21,11 +21,13 @@ evaluations of 2,000 samples) and, with `langan sweep-temperature`, benchmarks/f
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 
 from langan_cli import REPO, langan, table_parser
 
@@ -136,7 +138,20 @@ def report(args: argparse.Namespace) -> None:
         frontier = [str(RUNS / run_name(p, args.seeds[0])) for p in PRESETS if finished(run_name(p, args.seeds[0]))]
         langan("sweep-temperature", *frontier, "--pair", "oracle", "--n", str(args.frontier_n),
                "--out", str(FIGURES / "oracle_frontier.png"))
+        add_cold_points(FIGURES / "oracle_frontier.png", str(RUNS / run_name("mle", args.seeds[0])), args.frontier_n)
         print(f"frontier: {FIGURES / 'oracle_frontier.png'} (+ .csv)", file=sys.stderr)
+
+
+def add_cold_points(png: Path, mle_run: str, n: int) -> None:
+    """The early-stopped MLE run's points at temperatures 0.3-0.5 added to the frontier's CSV and figure: where a
+    temperature-tuned MLE reaches the NLL_oracle of the collapsed GANs."""
+    from langan.eval.sweep import sweep_temperature, write_outputs
+
+    with png.with_suffix(".csv").open() as f:
+        rows = [{k: v if k in ("run", "quality_metric", "diversity_metric") else float(v) for k, v in row.items()}
+                for row in csv.DictReader(f)]
+    rows += sweep_temperature([mle_run], [0.3, 0.4, 0.5], n=n, pair="oracle")
+    write_outputs(rows, png)
 
 
 def plot_curves(presets: list[str], seeds: list[int]) -> None:
