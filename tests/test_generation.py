@@ -119,6 +119,7 @@ def test_two_level_draw_follows_the_weights_across_blocks() -> None:
                                atol=0.01, rtol=0)  # 4 standard errors of 40k draws
     one_hot = torch.eye(1000)[[999, 0, 64, 500]]
     assert draw(one_hot).tolist() == [999, 0, 64, 500]
+    assert draw(torch.rand(0, 1000)).shape == (0,)  # an empty batch, as the one-level draw allowed
 
 
 def test_draw_from_logits_follows_softmax_and_returns_its_log_probabilities() -> None:

@@ -157,18 +157,27 @@ def test_gradient_flows_only_through_log_probs_of_sampled_tokens() -> None:
     assert float(logits.grad[0, 3].abs().sum()) == 0
 
 
-def test_summed_policy_loss_scales_the_gradient_by_the_token_count(names_file: Path, tmp_path: Path) -> None:
+def test_summed_policy_loss_scales_the_gradient_by_the_token_count(names_file: Path, tmp_path: Path,
+                                                                   monkeypatch) -> None:
     """reward.loss_reduction=sum (SeqGAN's code): on the same samples from the same start, the generator's
-    gradient is the mean's times the number of valid tokens, so max_grad_norm then bounds every step."""
+    gradient is the mean's times the number of valid tokens, so max_grad_norm then bounds every step; in
+    micro-batches too, and times the world size under torchrun (where the ranks' gradients are averaged)."""
+    from langan import dist
+
     norms, fake = {}, None
-    for reduction in ("mean", "sum"):
-        alg = gan_session(names_file, tmp_path / reduction, **{"reward.loss_reduction": reduction,
-                                                               "train.pretrain_steps": 0}).algorithm
+    for name, reduction, accumulation, world in (("mean", "mean", 1, 1), ("sum", "sum", 1, 1),
+                                                  ("sum-accumulated", "sum", 3, 1), ("sum-2-ranks", "sum", 1, 2)):
+        monkeypatch.setattr(dist, "world_size", lambda w=world: w)
+        alg = gan_session(names_file, tmp_path / name, **{"reward.loss_reduction": reduction,
+                                                          "optim.gen.grad_accumulation": accumulation,
+                                                          "train.pretrain_steps": 0}).algorithm
         fake = alg.draw(16) if fake is None else fake
-        norms[reduction] = float(alg.gen_update(fake)["gen/grad_norm"])
+        norms[name] = float(alg.gen_update(fake)["gen/grad_norm"])
     n_valid = int(pg.valid_mask(fake.lengths, fake.tokens.shape[1]).sum())
     assert n_valid > 16 and norms["mean"] > 0
     assert norms["sum"] == pytest.approx(norms["mean"] * n_valid, rel=1e-4)
+    assert norms["sum-accumulated"] == pytest.approx(norms["sum"], rel=1e-4)
+    assert norms["sum-2-ranks"] == pytest.approx(2 * norms["sum"], rel=1e-4)
 
 
 def test_entropy_bonus_is_finite_with_forbidden_tokens() -> None:
@@ -283,6 +292,26 @@ def test_rollout_rewards_stay_on_their_own_sequence(names_file: Path, tmp_path: 
     q = alg.rollout_rewards(tokens, mask)
     # every completion of a prefix of sample b keeps b's first token: each Q of b is exactly that token's id
     torch.testing.assert_close(q, tokens[:, :1].float().expand_as(q) * mask)
+
+
+def test_rollout_rewards_of_a_cnn_equal_those_of_whole_rows(names_file: Path, tmp_path: Path) -> None:
+    # the reward code reads each prefix once through the CNN's forward_rollouts: the same Q-values, completion for
+    # completion (same seed), as scoring every completed row whole
+    extra = {"reward.mode": "rollout", "disc.output": "sequence", "reward.rollout_num": 3, "disc.arch": "cnn",
+             "disc.filter_sizes": [1, 2, 3], "disc.num_filters": [4, 4, 4], "disc.embedding_size": 8,
+             "disc.num_representations": 1, "disc.head_size": 0}
+    alg = gan_session(names_file, tmp_path, **extra).algorithm
+    fake = alg.draw(6)
+    mask = pg.valid_mask(fake.lengths, fake.tokens.shape[1])
+    torch.manual_seed(1)
+    shared = alg.rollout_rewards(fake.tokens, mask)
+    cnn = type(alg.disc)
+    alg.disc.__class__ = type("WholeRows", (cnn,), {"forward_rollouts": None})  # no shared-prefix path
+    assert alg.disc.forward_rollouts is None
+    torch.manual_seed(1)
+    whole = alg.rollout_rewards(fake.tokens, mask)
+    assert bool((shared[:, :-1] != 0).any())
+    torch.testing.assert_close(shared, whole, rtol=1e-5, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- exploitation and resume

@@ -92,7 +92,7 @@ def draw(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
     if v < 4 * DRAW_BLOCK:
         return inverse_cdf(weights, generator)
     full = v // DRAW_BLOCK * DRAW_BLOCK
-    totals = weights[:, :full].reshape(b, -1, DRAW_BLOCK).sum(-1)  # [B, V // 64]
+    totals = weights[:, :full].reshape(b, full // DRAW_BLOCK, DRAW_BLOCK).sum(-1)  # [B, V // 64] (B may be 0)
     if full < v:  # the last, shorter block
         totals = torch.cat([totals, weights[:, full:].sum(-1, keepdim=True)], 1)
     block = inverse_cdf(totals, generator)  # [B]: a block of non-zero total

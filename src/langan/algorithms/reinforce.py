@@ -133,8 +133,9 @@ class Reinforce(Algorithm):
         self.opt.zero_grad(set_to_none=True)
         totals: dict[str, Tensor] = {}
         n_valid = mask.sum().clamp(min=1)
-        # the loss is a mean over valid tokens; "sum" scales it back to the token sum (SeqGAN)
-        scale = n_valid if rcfg.loss_reduction == "sum" else 1.0
+        # the loss is a mean over valid tokens; "sum" scales it back to the token sum (SeqGAN). Under torchrun each
+        # rank sums its own rows and the ranks' gradients are averaged: x world size gives the global batch's sum
+        scale = n_valid * dist.world_size() if rcfg.loss_reduction == "sum" else 1.0
         for rows in torch.arange(len(tokens), device=self.device).chunk(ocfg.grad_accumulation):
             weight = mask[rows].sum() / n_valid  # micro-batch means weighted back to the batch mean
             terms = self._gen_loss(inputs[rows], tokens[rows], advantages[rows], mask[rows], entropy_mult)
