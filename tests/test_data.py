@@ -1,3 +1,4 @@
+import itertools
 from pathlib import Path
 
 import pytest
@@ -7,11 +8,13 @@ from hypothesis import strategies as st
 
 from conftest import NAMES
 from langan.config import load_config
-from langan.data.batching import BatchIterator, loss_mask, trim
+from langan.data.batching import BatchIterator, in_length_groups, length_groups, loss_mask, trim
 from langan.data.dataset import encode_texts, load_data, split_sizes
 from langan.data.sources import census_names, census_surnames, read_source
 from langan.data.tokenizers import CharTokenizer
 from langan.errors import LanganError
+from langan.models.discriminator import TransformerDiscriminator
+from langan.models.transformer import TransformerLM
 from langan.tokens import BOS, EOS, PAD, UNK, left_pad
 
 
@@ -228,3 +231,60 @@ def test_fixed_test_and_valid_files_never_reach_training_and_the_vocabulary_is_t
     only_test = load_data(load_config(None, [f"data.source={train}", f"data.test_source={test}",
                                              "data.valid_size=4"]).data)
     assert len(only_test.valid) == 4 and len(only_test.train) == len(NAMES) - 4 and len(only_test.test) == 3
+
+
+def _split_cost(lengths: list[int], sizes: tuple[int, ...], overhead: float) -> float:
+    """Cost of splitting sorted `lengths` into consecutive groups of these sizes: overhead + rows x longest each."""
+    cost, start = 0.0, 0
+    for size in sizes:
+        cost += overhead + size * lengths[start + size - 1]
+        start += size
+    return cost
+
+
+@pytest.mark.parametrize("overhead", [0.0, 3.0, 10.0, 40.0])
+def test_length_groups_are_a_partition_at_the_least_modelled_cost(overhead: float) -> None:
+    """Every row once, groups shortest first, and no split into consecutive groups of the sorted rows is cheaper
+    (brute force over all compositions of 9 rows)."""
+    lengths = torch.tensor([3, 9, 1, 3, 4, 12, 4, 2, 3])
+    groups = length_groups(lengths, overhead)
+    assert sorted(torch.cat(groups).tolist()) == list(range(9))
+    longest = [int(lengths[g].max()) for g in groups]
+    assert longest == sorted(longest)
+    assert all(int(lengths[b].min()) >= a for a, b in zip(longest[:-1], groups[1:], strict=True))
+    ordered = sorted(lengths.tolist())
+    found = _split_cost(ordered, tuple(len(g) for g in groups), overhead)
+    best = min(_split_cost(ordered, tuple(b - a for a, b in itertools.pairwise((0, *cuts, 9))), overhead)
+               for k in range(9) for cuts in itertools.combinations(range(1, 9), k))
+    assert found == pytest.approx(best)
+    if overhead == 0.0:
+        assert len(groups) == len(set(lengths.tolist()))
+
+
+def test_length_groups_set_a_runaway_row_apart_and_inf_keeps_one_group() -> None:
+    lengths = torch.cat([torch.randint(3, 9, (255,), generator=torch.Generator().manual_seed(0)), torch.tensor([32])])
+    groups = length_groups(lengths, 256.0)
+    assert groups[-1].tolist() == [255] and len(groups) >= 2
+    assert [g.tolist() for g in length_groups(lengths, float("inf"))] == [list(range(256))]
+    assert length_groups(torch.zeros(0, dtype=torch.long), 256.0) == []
+
+
+def test_in_length_groups_equals_one_pass_of_a_discriminator_and_an_lm() -> None:
+    """A per-step discriminator and a causal LM give the same outputs ([N], [N, T], [N, T, V]) by groups of rows
+    trimmed to their longest as in one pass over the padded batch, in the input's row order."""
+    torch.manual_seed(0)
+    lengths = torch.tensor([2, 7, 1, 5, 7, 3, 12])
+    tokens = torch.randint(4, 20, (7, 12)).masked_fill(torch.arange(12) >= lengths[:, None], PAD)
+    tokens[torch.arange(7), lengths - 1] = EOS
+    groups = length_groups(lengths, 0.0)
+    assert len(groups) == 6
+    disc = TransformerDiscriminator(20, 12, hidden_size=16, intermediate_size=32, num_layers=2, num_heads=2).eval()
+    per_step, seq = in_length_groups(disc, tokens, groups)
+    whole_per_step, whole_seq = disc(tokens)
+    torch.testing.assert_close(seq, whole_seq, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(per_step, whole_per_step, atol=1e-5, rtol=1e-5)
+    lm = TransformerLM(20, 13, hidden_size=16, intermediate_size=32, num_layers=1, num_heads=2).eval()
+    logits = in_length_groups(lambda rows: lm(rows)[0], tokens, groups)  # [N, T, V]
+    valid = tokens != PAD
+    torch.testing.assert_close(logits[valid], lm(tokens)[0][valid], atol=1e-5, rtol=1e-5)
+    assert float(logits[~valid].abs().sum()) == 0

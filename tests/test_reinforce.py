@@ -517,3 +517,36 @@ def test_disc_scores_of_the_same_real_rows_are_reused_within_a_step(names_file: 
     assert algo.disc_accuracy(real, fake[:4]) is not None and len(calls) == 3, "the real rows were scored twice"
     algo.step_count += 1  # a training step: the discriminator may have changed
     assert algo.disc_accuracy(real, fake) == first and len(calls) == 5
+
+
+def test_passes_by_length_groups_give_the_one_pass_gradients(names_file: Path, tmp_path: Path) -> None:
+    """The discriminator's and the generator's updates over groups of rows of similar length (each pass trimmed to
+    its group's longest row) give the loss, rewards and gradients of one pass over the padded batch."""
+    results = {}
+    for overhead in (0.0, float("inf")):
+        alg = gan_session(names_file, tmp_path / str(overhead), **{
+            "train.pretrain_steps": 0, "disc.dropout": 0.0, "disc.grad_accumulation": 2}).algorithm
+        alg.group_overhead = overhead
+        torch.manual_seed(3)
+        fake = alg.draw(24)
+        real = alg.data.train.tokens[:24, 1:]
+        groups = alg.length_groups(pg.valid_mask(fake.lengths, fake.tokens.shape[1]).sum(1), alg.gen)
+        assert (len(groups) > 2) == (overhead == 0.0)
+        disc_loss = alg.disc_update(real, fake.tokens)["disc/loss"]  # accumulates: no optimiser step yet
+        disc_grads = [p.grad.clone() for p in alg.disc.parameters()]
+        gen_grads = []
+
+        def record(opt, net, label, max_norm, grads=gen_grads):
+            grads.extend(p.grad.clone() for p in net.parameters() if p.grad is not None)
+            return 0.0
+
+        alg.optimizer_step = record
+        rewards = alg.rewards(fake.tokens, pg.valid_mask(fake.lengths, fake.tokens.shape[1]))
+        alg.gen_update(fake)
+        results[overhead] = (disc_loss, disc_grads, rewards, gen_grads)
+    (loss_a, disc_a, rewards_a, gen_a), (loss_b, disc_b, rewards_b, gen_b) = results.values()
+    torch.testing.assert_close(loss_a, loss_b, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(rewards_a, rewards_b, atol=1e-5, rtol=1e-5)
+    assert len(gen_a) == len(gen_b) > 0 and any(float(g.abs().sum()) > 0 for g in disc_a)
+    for a, b in zip(disc_a + gen_a, disc_b + gen_b, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

@@ -121,6 +121,16 @@ def test_resume_refuses_a_changed_config_unless_forced(names_file: Path, tmp_pat
     assert main(["train", "--resume", str(tmp_path / "run"), "--quiet", "--force"]) == 0
 
 
+def test_resume_with_a_stop_step_already_passed_is_one_line_and_leaves_the_run(names_file: Path, tmp_path: Path,
+                                                                               capsys) -> None:
+    assert train(tmp_path, names_file, "train.steps=6", "--stop-after", "3") == 0
+    assert main(["train", "--resume", str(tmp_path / "run"), "--stop-after", "2", "--quiet"]) == 2
+    assert "already at step 3" in last_line(capsys)
+    assert RunDir(tmp_path / "run").read_meta()["steps_done"] == 3
+    assert main(["train", "--resume", str(tmp_path / "run"), "--stop-after", "5", "--quiet"]) == 0  # not locked
+    assert RunDir(tmp_path / "run").read_meta()["steps_done"] == 5
+
+
 def test_resume_refuses_another_langan_version(names_file: Path, tmp_path: Path, capsys) -> None:
     assert train(tmp_path, names_file, "train.steps=6", "--stop-after", "3") == 0
     state = checkpoint.step_checkpoints(RunDir(tmp_path / "run"))[-1] / "trainer.json"

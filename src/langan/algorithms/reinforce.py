@@ -12,6 +12,7 @@ and, in rollout mode, into `rollout` (SeqGAN's slowly-following rollout policy).
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import torch
@@ -23,7 +24,7 @@ from langan.algorithms import policy_gradient as pg
 from langan.algorithms.base import Algorithm
 from langan.algorithms.mle import mle_update
 from langan.config import Config
-from langan.data.batching import Batch
+from langan.data.batching import Batch, in_length_groups, length_groups
 from langan.data.dataset import DataBundle
 from langan.generation import SampleOutput, filter_logits, forbidden_mask, sample
 from langan.models import build_generator
@@ -55,6 +56,18 @@ class Reinforce(Algorithm):
         self.disc_batches = 0  # discriminator batches accumulated since its last optimiser step
         self.allow_eos = cfg.sampling.allow_eos and data.oracle is None
         self.forbidden = forbidden_mask(data.tokenizer.vocab_size, (UNK,), self.allow_eos, device)
+
+    # The fixed cost of one pass, in positions (rows x width) of compute: a pass over samples of which one ran to
+    # max_length costs that width for every row, so rows are grouped by length first. Measured on 2 CPU cores, a
+    # 3-block discriminator of width 64: a pass costs about 6.5 ms + 0.02 ms a position. On accelerators (not
+    # measured; launches dominate there) one pass.
+    group_overhead = 256.0
+
+    def length_groups(self, lengths: Tensor, network: nn.Module) -> list[Tensor]:
+        """Row groups for passes of `network` over rows of these lengths: one group on an accelerator or for a
+        network that pads every row to a fixed width anyway (the CNN discriminators)."""
+        fixed = self.device.type != "cpu" or getattr(network, "fixed_width", False)
+        return length_groups(lengths, math.inf if fixed else self.group_overhead)
 
     @staticmethod
     def phase_steps(cfg: Config) -> int:
@@ -136,12 +149,16 @@ class Reinforce(Algorithm):
         # the loss is a mean over valid tokens; "sum" scales it back to the token sum (SeqGAN). Under torchrun each
         # rank sums its own rows and the ranks' gradients are averaged: x world size gives the global batch's sum
         scale = n_valid * dist.world_size() if rcfg.loss_reduction == "sum" else 1.0
-        for rows in torch.arange(len(tokens), device=self.device).chunk(ocfg.grad_accumulation):
-            weight = mask[rows].sum() / n_valid  # micro-batch means weighted back to the batch mean
-            terms = self._gen_loss(inputs[rows], tokens[rows], advantages[rows], mask[rows], entropy_mult)
-            (terms["loss"] * (weight * scale)).backward()
-            for k, v in terms.items():
-                totals[k] = totals.get(k, 0.0) + v.detach() * weight
+        lengths = mask.sum(1)
+        for group in self.length_groups(lengths, self.gen):  # passes trimmed to each group's longest sample
+            for rows in group.chunk(ocfg.grad_accumulation):
+                width = max(int(lengths[rows].max()), 1)
+                weight = mask[rows].sum() / n_valid  # micro-batch means weighted back to the batch mean
+                terms = self._gen_loss(inputs[rows, :width], tokens[rows, :width], advantages[rows, :width],
+                                       mask[rows, :width], entropy_mult)
+                (terms["loss"] * (weight * scale)).backward()
+                for k, v in terms.items():
+                    totals[k] = totals.get(k, 0.0) + v.detach() * weight
         grad_norm = self.optimizer_step(self.opt, self.gen, "generator", ocfg.max_grad_norm)
         if self.rollout is not None:
             self._follow(self.rollout, self.gen, rcfg.rollout_decay)
@@ -184,7 +201,7 @@ class Reinforce(Algorithm):
         if rcfg.mode == "rollout":
             return self.rollout_rewards(tokens, mask)
         with self.autocast():
-            per_step, seq = self.disc(tokens)
+            per_step, seq = self.disc_outputs(tokens)
         if rcfg.mode == "per_step":
             return pg.transform_logits(per_step, rcfg.transform) * mask
         score = pg.transform_logits(seq, rcfg.transform)  # [B]
@@ -237,7 +254,7 @@ class Reinforce(Algorithm):
         target = torch.where(is_real, dcfg.target_real, 0.0)  # [2B]
         self.disc.train(not dcfg.frozen)
         with torch.set_grad_enabled(not dcfg.frozen), self.autocast():
-            per_step, seq = self.disc(tokens)
+            per_step, seq = self.disc_outputs(tokens)
         if dcfg.output == "per_step":
             loss = self._disc_loss(per_step, target[:, None].expand_as(per_step), tokens != PAD)
         else:
@@ -254,6 +271,11 @@ class Reinforce(Algorithm):
                 "disc/acc_fake": (seq[~is_real] <= threshold).float().mean(),
                 "disc/real_mean": judged[is_real].mean(), "disc/fake_mean": judged[~is_real].mean(),
                 "disc/lr": lr, "disc/beta1": beta1}
+
+    def disc_outputs(self, tokens: Tensor) -> tuple[Tensor | None, Tensor]:
+        """self.disc(tokens) (per-step logits [B, T] or None, sequence logits [B]), computed over groups of rows
+        of similar length, each pass trimmed to its group's longest row."""
+        return in_length_groups(self.disc, tokens, self.length_groups((tokens != PAD).sum(1), self.disc))
 
     def disc_round(self) -> dict[str, Tensor | float]:
         """SeqGAN's discriminator schedule: disc.negatives fresh samples against as many random training rows,

@@ -60,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
                               "(use --steps N to extend it)")
         s = sessions.resume_session(args.resume, steps=args.steps, argv=args.argv, quiet=args.quiet,
                                     force=args.force)
+        if args.stop_after is not None and args.stop_after <= s.trainer.step:
+            s.close()  # nothing was trained: release the run as it was
+            raise LanganError(f"--stop-after {args.stop_after}: run '{args.resume}' is already at step "
+                              f"{s.trainer.step}; give a later step, or leave --stop-after out")
         print(f"resuming {s.run.path} at step {s.trainer.step} of {s.trainer.total_steps}", file=sys.stderr)
     else:
         if not args.config and not args.overrides:

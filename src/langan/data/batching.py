@@ -6,9 +6,13 @@ attention mask. The loss mask keeps every target that is not PAD: content tokens
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from langan.tokens import PAD
@@ -113,3 +117,50 @@ class BatchIterator:
 def iterate_in_order(tokens: Tensor, batch_size: int) -> list[Tensor]:
     """Fixed-order, trimmed batches over a whole split (evaluation)."""
     return [trim(tokens[i: i + batch_size]) for i in range(0, len(tokens), batch_size)]
+
+
+def length_groups(lengths: Tensor, overhead: float) -> list[Tensor]:
+    """Row indices of `lengths` [N] split into groups of similar length (shortest first) for passes trimmed to each
+    group's longest row. A pass is modelled as costing rows x width positions plus `overhead` positions (its fixed
+    cost); the split minimises the total exactly, by dynamic programming over the distinct lengths (at most
+    max_length + 1 of them). overhead = inf gives one group; 0 one group per distinct length."""
+    if math.isinf(overhead) or len(lengths) == 0:
+        return [torch.arange(len(lengths), device=lengths.device)] if len(lengths) else []
+    order = lengths.argsort(stable=True)
+    values, counts = torch.unique_consecutive(lengths[order], return_counts=True)
+    ends, widths = [0, *counts.cumsum(0).tolist()], [max(w, 1) for w in values.tolist()]
+    best, cut = [0.0] + [math.inf] * len(widths), [0] * (len(widths) + 1)
+    for j in range(1, len(widths) + 1):  # best[j]: the cheapest split of the rows up to distinct length j
+        for i in range(j):  # the last group: distinct lengths i+1 .. j, as wide as the j-th
+            cost = best[i] + overhead + (ends[j] - ends[i]) * widths[j - 1]
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    bounds, j = [], len(widths)
+    while j > 0:
+        bounds.append((ends[cut[j]], ends[j]))
+        j = cut[j]
+    return [order[a:b] for a, b in reversed(bounds)]
+
+
+def in_length_groups(fn: Callable[[Tensor], Any], tokens: Tensor, groups: list[Tensor]) -> Any:
+    """fn over right-padded rows tokens [N, T] group by group, each group's rows trimmed to its longest row (groups
+    from `length_groups`), reassembled in the input's order. fn returns a tensor or a tuple of tensors (or None):
+    outputs [N] are joined as they come, [N, t, ...] padded with 0 to [N, T, ...]. Equal to fn(tokens) for an fn
+    whose outputs on a row do not depend on its trailing PAD columns or on the other rows (causal LMs, the
+    transformer discriminator), at a cost that follows the rows' own lengths."""
+    if len(groups) <= 1:
+        return fn(tokens)
+    lengths = (tokens != PAD).sum(1)
+    parts = [fn(tokens[rows, :max(int(lengths[rows].max()), 1)]) for rows in groups]
+    inverse = torch.cat(groups).argsort()
+
+    def join(pieces: list[Tensor | None]) -> Tensor | None:
+        if pieces[0] is None:
+            return None
+        padded = [F.pad(p, [0, 0] * (p.dim() - 2) + [0, tokens.shape[1] - p.shape[1]]) if p.dim() > 1 else p
+                  for p in pieces]
+        return torch.cat(padded)[inverse]
+
+    if isinstance(parts[0], tuple):
+        return tuple(join(list(pieces)) for pieces in zip(*parts, strict=True))
+    return join(parts)
