@@ -74,3 +74,15 @@ def test_train_with_seeds_in_parallel_makes_a_group(names_file: Path, tmp_path: 
     seeds = {RunDir(tmp_path / "g" / f"seed-{s}").read_meta()["seed"] for s in (0, 1)}
     assert seeds == {0, 1} and out.splitlines()[1].startswith("g ") and " 2 " in out.splitlines()[1]
     assert main(["runs", "compare", str(tmp_path / "g"), "--metric", "eval/nll"]) == 0
+
+
+def test_seeds_stopped_early_are_reported_as_stopped_and_resumable(names_file: Path, tmp_path: Path,
+                                                                    capsys) -> None:
+    """--stop-after reaches every seed's run, and the summary says "stopped" (resumable), not "finished"."""
+    assert main(["train", PRESET, *tiny_overrides(names_file), "train.steps=4", "--runs-dir", str(tmp_path),
+                 "--name", "g", "--seeds", "0", "--stop-after", "2"]) == 0
+    assert "seed 0: stopped" in capsys.readouterr().err
+    run = RunDir(tmp_path / "g" / "seed-0")
+    assert run.read_meta()["status"] == "stopped" and run.read_meta()["steps_done"] == 2
+    assert main(["train", "--resume", str(run.path), "--quiet"]) == 0
+    assert run.read_meta()["status"] == "finished"

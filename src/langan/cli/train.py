@@ -128,6 +128,7 @@ def _train_seeds(args: argparse.Namespace) -> int:
     import subprocess
 
     from langan.runs import records
+    from langan.runs.rundir import RunDir
 
     try:
         seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
@@ -140,9 +141,10 @@ def _train_seeds(args: argparse.Namespace) -> int:
     threads = max((os.cpu_count() or 1) // args.jobs, 1)  # share the cores between parallel runs
     pending = [(s, [sys.executable, "-m", "langan", "train", args.config, *args.overrides, f"train.seed={s}",
                     *([f"train.threads={threads}"] if args.jobs > 1 else []), "--runs-dir", str(group),
-                    "--name", f"seed-{s}", "--quiet", *(["--overwrite"] if args.overwrite else [])]) for s in seeds]
+                    "--name", f"seed-{s}", "--quiet", *(["--overwrite"] if args.overwrite else []),
+                    *(["--stop-after", str(args.stop_after)] if args.stop_after is not None else [])]) for s in seeds]
     running: list[tuple[int, subprocess.Popen]] = []
-    failed = []
+    failed, stopped = [], []
     while pending or running:
         while pending and len(running) < args.jobs:
             seed, cmd = pending.pop(0)
@@ -150,9 +152,15 @@ def _train_seeds(args: argparse.Namespace) -> int:
         seed, proc = running.pop(0)
         if proc.wait() != 0:
             failed.append(seed)
-        print(f"seed {seed}: {'failed' if proc.returncode else 'finished'} -> {group / f'seed-{seed}'}",
-              file=sys.stderr)
+        run = RunDir(group / f"seed-{seed}")
+        status = "failed" if proc.returncode else run.read_meta().get("status", "finished")
+        if status == "stopped":
+            stopped.append(f"langan train --resume {run.path}")
+        print(f"seed {seed}: {status} -> {run.path}", file=sys.stderr)
     if failed:
         raise LanganError(f"seeds {failed} failed (see their output above); finished runs are kept in {group}")
+    if stopped:  # no final figures to compare yet
+        print("stopped before the end; continue each with:\n  " + "\n  ".join(stopped), file=sys.stderr)
+        return 0
     print("\n".join(records.compare_groups([str(group)], "best_valid_nll")))
     return 0
