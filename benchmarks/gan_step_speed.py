@@ -55,8 +55,8 @@ def main() -> None:
             real = next(batches).tokens[:, 1:]
             fake = alg.draw(cfg.train.batch_size)
             parts = {"draw": lambda: alg.draw(cfg.train.batch_size),
-                     "discriminator update": lambda: alg.disc_update(real, fake.tokens),
-                     "generator update": lambda: alg.gen_update(fake),
+                     "discriminator update": lambda r=real, f=fake: alg.disc_update(r, f.tokens),
+                     "generator update": lambda f=fake: alg.gen_update(f),
                      "adversarial step": lambda: alg.adversarial_step(next(batches), train_gen=True)}
             for part, fn in parts.items():
                 times.setdefault((part, variant), []).append(timed(fn, args.steps))

@@ -57,17 +57,22 @@ class Reinforce(Algorithm):
         self.allow_eos = cfg.sampling.allow_eos and data.oracle is None
         self.forbidden = forbidden_mask(data.tokenizer.vocab_size, (UNK,), self.allow_eos, device)
 
-    # The fixed cost of one pass, in positions (rows x width) of compute: a pass over samples of which one ran to
-    # max_length costs that width for every row, so rows are grouped by length first. Measured on 2 CPU cores, a
-    # 3-block discriminator of width 64: a pass costs about 6.5 ms + 0.02 ms a position. On accelerators (not
-    # measured; launches dominate there) one pass.
-    group_overhead = 256.0
+    # The fixed cost of one pass in units of one position's compute (about its parameter count in multiply-adds): a
+    # pass over samples of which one ran to max_length costs that width for every row, so rows are grouped by length
+    # first, but each extra pass costs its launches. Measured on 2 CPU cores: names-scratch's discriminator (3 blocks
+    # of 64, 150K parameters) costs about 6.5 ms a pass + 0.02 ms a position (~330 positions a pass); the constant
+    # is set higher (1e8 / 150K = 670 positions) because on a toy's networks (2 blocks of 32, 17K parameters) any
+    # grouping measured slower (the toy-grammar test's 400 steps 52.6 -> 58.9 s): there every split now costs more
+    # than the whole batch (5,900 positions a pass). On accelerators (not measured; launches dominate): one pass.
+    group_overhead = 1.0e8  # parameter-positions a pass
 
     def length_groups(self, lengths: Tensor, network: nn.Module) -> list[Tensor]:
         """Row groups for passes of `network` over rows of these lengths: one group on an accelerator or for a
         network that pads every row to a fixed width anyway (the CNN discriminators)."""
-        fixed = self.device.type != "cpu" or getattr(network, "fixed_width", False)
-        return length_groups(lengths, math.inf if fixed else self.group_overhead)
+        if self.device.type != "cpu" or getattr(network, "fixed_width", False):
+            return length_groups(lengths, math.inf)
+        parameters = sum(p.numel() for p in network.parameters())
+        return length_groups(lengths, self.group_overhead / max(parameters, 1))
 
     @staticmethod
     def phase_steps(cfg: Config) -> int:
