@@ -155,9 +155,11 @@ class Reinforce(Algorithm):
         # rank sums its own rows and the ranks' gradients are averaged: x world size gives the global batch's sum
         scale = n_valid * dist.world_size() if rcfg.loss_reduction == "sum" else 1.0
         lengths = mask.sum(1)
-        for group in self.length_groups(lengths, self.gen):  # passes trimmed to each group's longest sample
+        groups = self.length_groups(lengths, self.gen)  # passes trimmed to each group's longest sample
+        for group in groups:
             for rows in group.chunk(ocfg.grad_accumulation):
-                width = max(int(lengths[rows].max()), 1)
+                # one group (accelerators): the whole width, without a device sync to find it
+                width = max(int(lengths[rows].max()), 1) if len(groups) > 1 else tokens.shape[1]
                 weight = mask[rows].sum() / n_valid  # micro-batch means weighted back to the batch mean
                 terms = self._gen_loss(inputs[rows, :width], tokens[rows, :width], advantages[rows, :width],
                                        mask[rows, :width], entropy_mult)
