@@ -288,3 +288,10 @@ def test_in_length_groups_equals_one_pass_of_a_discriminator_and_an_lm() -> None
     valid = tokens != PAD
     torch.testing.assert_close(logits[valid], lm(tokens)[0][valid], atol=1e-5, rtol=1e-5)
     assert float(logits[~valid].abs().sum()) == 0
+
+
+def test_trim_keeps_one_column_of_an_all_pad_or_empty_batch() -> None:
+    assert trim(torch.full((3, 5), PAD)).shape == (3, 1)
+    assert trim(torch.zeros(0, 5, dtype=torch.long)).shape == (0, 1)
+    rows = torch.tensor([[4, EOS, PAD, PAD], [EOS, PAD, PAD, PAD]])
+    assert torch.equal(trim(rows), rows[:, :2])

@@ -49,9 +49,10 @@ def loss_mask(targets: Tensor) -> Tensor:
 
 
 def trim(tokens: Tensor) -> Tensor:
-    """Drop the all-PAD columns at the right end of a right-padded batch (shorter forward passes)."""
-    used = int((tokens != PAD).any(0).nonzero().max()) + 1 if tokens.numel() else 1
-    return tokens[:, :used]
+    """Drop the all-PAD columns at the right end of a right-padded batch (shorter forward passes); at least one
+    column is kept (an empty or all-PAD batch keeps its first)."""
+    used = (tokens != PAD).any(0).nonzero()
+    return tokens[:, :int(used.max()) + 1 if len(used) else 1]
 
 
 class BatchIterator:
@@ -150,8 +151,7 @@ def in_length_groups(fn: Callable[[Tensor], Any], tokens: Tensor, groups: list[T
     transformer discriminator), at a cost that follows the rows' own lengths."""
     if len(groups) <= 1:
         return fn(tokens)
-    lengths = (tokens != PAD).sum(1)
-    parts = [fn(tokens[rows, :max(int(lengths[rows].max()), 1)]) for rows in groups]
+    parts = [fn(trim(tokens[rows])) for rows in groups]
     inverse = torch.cat(groups).argsort()
 
     def join(pieces: list[Tensor | None]) -> Tensor | None:

@@ -21,6 +21,7 @@ from langan.tokens import PAD
 
 class CNNDiscriminator(nn.Module):
     fixed_width = True  # every row is padded to max_length: passes over shorter groups of rows save nothing
+
     def __init__(self, vocab_size: int, max_length: int, embedding_size: int = 64, filter_sizes: tuple[int, ...] =
                  (2, 3, 4, 5), num_filters: tuple[int, ...] = (300, 300, 300, 300), num_representations: int = 1,
                  dropout: float = 0.25, head_size: int = 100):
