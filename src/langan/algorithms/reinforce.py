@@ -186,9 +186,11 @@ class Reinforce(Algorithm):
         # the distribution actually sampled from: same temperature, top-k/top-p and forbidden tokens
         policy = filter_logits(logits, s.temperature, s.top_k, s.top_p, self.forbidden)
         terms = pg.policy_terms(policy, tokens, advantages, mask)
-        with torch.no_grad(), self.autocast():
-            ref_logits = self.reference(inputs)[0]
-        kl = pg.kl_divergence(logits, ref_logits, mask)
+        kl = logits.new_zeros(())
+        if rcfg.kl_mult:  # the reference's forward pass only when its KL counts (from scratch: kl_mult = 0)
+            with torch.no_grad(), self.autocast():
+                ref_logits = self.reference(inputs)[0]
+            kl = pg.kl_divergence(logits, ref_logits, mask)
         loss = terms["policy_loss"] - entropy_mult * terms["entropy"] + rcfg.kl_mult * kl
         return {"loss": loss, "policy_loss": terms["policy_loss"], "entropy": terms["entropy"], "kl": kl}
 
