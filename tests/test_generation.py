@@ -4,6 +4,7 @@ from torch import nn
 
 from langan.generation import draw, draw_from_logits, filter_logits, sample
 from langan.models.lstm import LSTMLM
+from langan.models.relational_memory import RelationalMemoryLM
 from langan.models.transformer import TransformerLM
 from langan.tokens import BOS, EOS, PAD, UNK
 
@@ -139,12 +140,15 @@ def test_draw_is_reproducible_from_its_generator() -> None:
     assert torch.equal(a, b) and not torch.equal(a, draw(probs, torch.Generator().manual_seed(4)))
 
 
-@pytest.mark.parametrize("arch", ["transformer", "lstm"])
+@pytest.mark.parametrize("arch", ["transformer", "lstm", "rmc"])
 def test_prefix_repeats_read_once_equal_decoding_every_row(arch: str) -> None:
     # the prefix read once per row and its cache copied to the repeats samples the same as a full recompute
     torch.manual_seed(0)
-    model = (TransformerLM(vocab_size=11, max_length=9, hidden_size=16, intermediate_size=16, num_layers=2,
-                           num_heads=2) if arch == "transformer" else LSTMLM(11, 9, hidden_size=16))
+    model = {"transformer": lambda: TransformerLM(vocab_size=11, max_length=9, hidden_size=16, intermediate_size=16,
+                                                  num_layers=2, num_heads=2),
+             "lstm": lambda: LSTMLM(11, 9, hidden_size=16),
+             "rmc": lambda: RelationalMemoryLM(11, 9, hidden_size=16, num_heads=2, mem_slots=2,
+                                               intermediate_size=16)}[arch]()
     prefix = torch.randint(4, 11, (5, 3))
     outs = [sample(model, 15, 9, prefix=prefix, repeats=3, use_cache=cached,
                    generator=torch.Generator().manual_seed(1)) for cached in (True, False)]

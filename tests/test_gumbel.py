@@ -17,6 +17,7 @@ from langan.errors import LanganError
 from langan.generation import gumbel_sample, relaxed_probs
 from langan.models.discriminator import TransformerDiscriminator
 from langan.models.lstm import LSTMLM
+from langan.models.relational_memory import RelationalMemoryLM
 from langan.models.transformer import TransformerLM
 from langan.runs.checkpoint import load_checkpoint, step_checkpoints
 from langan.runs.rundir import RunDir
@@ -33,17 +34,25 @@ def gumbel_overrides(source: Path, **extra: object) -> list[str]:
     return tiny_overrides(source, **(base | extra))
 
 
+def tiny_generator(arch: str, dropout: float = 0.0) -> torch.nn.Module:
+    if arch == "transformer":
+        return TransformerLM(vocab_size=9, max_length=8, hidden_size=16, intermediate_size=32, num_layers=1,
+                             num_heads=2, dropout=dropout)
+    if arch == "lstm":
+        return LSTMLM(vocab_size=9, max_length=8, embedding_size=8, hidden_size=16, num_layers=1, dropout=dropout)
+    return RelationalMemoryLM(vocab_size=9, max_length=8, embedding_size=8, hidden_size=16, num_heads=2,
+                              intermediate_size=16, dropout=dropout)
+
+
 def test_config_names_equal_the_implemented_ones() -> None:
     assert set(GAN_LOSSES) == set(relaxed_gan.LOSSES) and BETA_SCHEDULES == relaxed_gan.BETA_SCHEDULES
 
 
-@pytest.mark.parametrize("arch", ["transformer", "lstm"])
+@pytest.mark.parametrize("arch", ["transformer", "lstm", "rmc"])
 def test_relaxed_sample_is_the_drawn_tokens_and_sharpens_with_beta(arch: str) -> None:
     torch.manual_seed(0)
     # dropout on and the model in train mode, as in an adversarial G step: the relaxation must still be this draw's
-    gen = TransformerLM(vocab_size=9, max_length=8, hidden_size=16, intermediate_size=32, num_layers=1, num_heads=2,
-                        dropout=0.5) if arch == "transformer" else \
-        LSTMLM(vocab_size=9, max_length=8, embedding_size=8, hidden_size=16, num_layers=1, dropout=0.5)
+    gen = tiny_generator(arch, dropout=0.5)
     gen.train()
     drawn = gumbel_sample(gen, 32, 8)
     assert gen.training  # the draw gives the mode back
@@ -60,13 +69,11 @@ def test_relaxed_sample_is_the_drawn_tokens_and_sharpens_with_beta(arch: str) ->
     torch.testing.assert_close(drawn.relaxed_detached(7.0), relaxed_probs(gen, drawn, 7.0).detach())
 
 
-@pytest.mark.parametrize("arch", ["transformer", "lstm"])
+@pytest.mark.parametrize("arch", ["transformer", "lstm", "rmc"])
 def test_relaxed_gradient_is_the_softmax_of_the_teacher_forced_logits(arch: str) -> None:
     # without dropout, d softmax(beta (logits + g)) / d parameters through one teacher-forced pass, written out
     torch.manual_seed(0)
-    gen = TransformerLM(vocab_size=9, max_length=8, hidden_size=16, intermediate_size=32, num_layers=1,
-                        num_heads=2) if arch == "transformer" else \
-        LSTMLM(vocab_size=9, max_length=8, embedding_size=8, hidden_size=16, num_layers=1)
+    gen = tiny_generator(arch)
     drawn = gumbel_sample(gen, 16, 8)
     inputs = torch.cat([torch.full_like(drawn.tokens[:, :1], 1), drawn.tokens[:, :-1]], 1)  # BOS = 1
     weights = torch.randn(drawn.perturbed.shape)

@@ -8,6 +8,7 @@ from langan.errors import LanganError
 from langan.models import build_generator, count_parameters
 from langan.models.cnn_discriminator import CNNDiscriminator
 from langan.models.lstm import LSTMLM
+from langan.models.relational_memory import RelationalMemoryLM
 from langan.models.transformer import TransformerLM
 from langan.tokens import EOS, PAD, left_pad
 
@@ -43,6 +44,46 @@ def test_lstm_state_cache_equals_full_forward() -> None:
     torch.testing.assert_close(steps, full, rtol=1e-5, atol=1e-5)
 
 
+def test_relational_memory_state_cache_equals_full_forward() -> None:
+    torch.manual_seed(0)
+    model = RelationalMemoryLM(vocab_size=11, max_length=12, hidden_size=16, num_heads=2, mem_slots=3, num_layers=2,
+                               intermediate_size=24, embedding_size=8, cond_size=3).eval()
+    tokens, cond = torch.randint(1, 11, (3, 7)), torch.randn(3, 3)
+    full, state = model(tokens, cond=cond)
+    assert full.shape == (3, 7, 11) and state.memory.shape == (3, 3, 16)
+    cache = model.new_cache(3)
+    steps = torch.cat([model(tokens[:, t:t + 1], cache=cache, cond=cond)[0] for t in range(7)], 1)
+    torch.testing.assert_close(steps, full, rtol=1e-5, atol=1e-5)
+    cache = model.new_cache(3)
+    chunked = torch.cat([model(tokens[:, :4], cache=cache, cond=cond)[0],
+                         model(tokens[:, 4:], cache=cache, cond=cond)[0]], 1)
+    torch.testing.assert_close(chunked, full, rtol=1e-5, atol=1e-5)
+    # each output depends on earlier tokens only, and on every earlier one (the memory carries them)
+    changed = tokens.clone()
+    changed[:, 4] = (changed[:, 4] % 10) + 1
+    out = model(changed, cond=cond)[0]
+    torch.testing.assert_close(out[:, :4], full[:, :4])
+    assert not torch.allclose(out[:, 5:], full[:, 5:])
+
+
+def test_relational_memory_gradients_reach_every_parameter() -> None:
+    torch.manual_seed(0)
+    model = RelationalMemoryLM(vocab_size=11, max_length=12, hidden_size=16, num_heads=2, mem_slots=2,
+                               intermediate_size=16, embedding_size=8)
+    F.cross_entropy(model(torch.randint(1, 11, (4, 6)))[0].flatten(0, 1), torch.randint(1, 11, (24,))).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["generator.mem_slots=2"], "generator.mem_slots is an rmc setting"),
+    (["generator.arch=rmc", "generator.tie_word_embeddings=true"], "an rmc's output reads its whole memory"),
+    (["generator.arch=rmc", "generator.hidden_size=30", "generator.num_heads=4"], "must be divisible"),
+])
+def test_relational_memory_settings_are_checked(overrides: list[str], message: str) -> None:
+    with pytest.raises(LanganError, match=message):
+        load_config(None, overrides)
+
+
 @pytest.mark.parametrize("learned_positions", [False, True])
 def test_left_padding_with_mask_changes_nothing(learned_positions: bool) -> None:
     model = tiny_transformer(learned_positions=learned_positions)
@@ -55,7 +96,7 @@ def test_left_padding_with_mask_changes_nothing(learned_positions: bool) -> None
     assert torch.isfinite(out_left).all()
 
 
-@pytest.mark.parametrize("arch", ["transformer", "lstm"])
+@pytest.mark.parametrize("arch", ["transformer", "lstm", "rmc"])
 def test_conditioning_changes_the_output(arch: str) -> None:
     cfg = load_config(None, [f"generator.arch={arch}", "generator.hidden_size=16", "generator.num_layers=1"])
     model = build_generator(cfg.generator, 9, 8, cond_size=4).eval()

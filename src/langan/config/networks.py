@@ -13,31 +13,35 @@ if TYPE_CHECKING:
 
 @dataclass
 class GeneratorConfig:
-    arch: str = opt("transformer", "generator family; hf: a pretrained Hugging Face causal LM from generator.path "
-                    "(its tokenizer becomes the run's; the size settings below do not apply)",
-                    ("transformer", "lstm", "hf"))
+    arch: str = opt("transformer", "generator family; rmc: a relational memory core (Santoro et al. 2018, RelGAN's "
+                    "generator); hf: a pretrained Hugging Face causal LM from generator.path (its tokenizer becomes "
+                    "the run's; the size settings below do not apply)",
+                    ("transformer", "lstm", "rmc", "hf"))
     path: str = opt("", "hf: a local folder saved by transformers' save_pretrained (config.json, *.safetensors, "
                     "tokenizer.json); read with safetensors only, never with trust_remote_code")
-    hidden_size: int = opt(64, "width of embeddings and residual stream (LSTM: state size)")
-    intermediate_size: int = opt(256, "transformer MLP width")
-    num_layers: int = opt(4, "transformer blocks or stacked LSTM layers")
+    hidden_size: int = opt(64, "width of embeddings and residual stream (LSTM: state size; rmc: width of a memory "
+                           "slot, num_heads x head size)")
+    intermediate_size: int = opt(256, "transformer / rmc MLP width")
+    num_layers: int = opt(4, "transformer blocks, stacked LSTM layers or rmc attention blocks per step")
+    mem_slots: int = opt(1, "rmc: rows of the relational memory (RelGAN on COCO: 1)")
     num_heads: int = opt(4, "attention heads (hidden_size must divide by it)")
     rope_theta: float = opt(10000.0, "RoPE base; smaller values favour short contexts")
     learned_positions: bool = opt(False, "transformer: also add learned absolute position embeddings (GPT-2, "
                                   "makemore) to the token embeddings")
     tie_word_embeddings: bool = opt(False, "share the input embedding and the output projection")
-    embedding_size: int = opt(0, "LSTM: width of the token embedding fed to the LSTM (0 = hidden_size); a narrow "
-                              "input makes each step cheaper (SeqGAN: embedding 32, hidden 32)")
-    init_std: float = opt(0.0, "LSTM: every weight and bias drawn from N(0, init_std) (SeqGAN / RelGAN's "
-                          "generators: 0.1); 0 = PyTorch's defaults (embedding N(0, 1), LSTM and head uniform "
-                          "+-1/sqrt(hidden_size))")
+    embedding_size: int = opt(0, "LSTM / rmc: width of the token embedding fed to the recurrence (0 = hidden_size); "
+                              "a narrow input makes each step cheaper (SeqGAN: embedding 32, hidden 32; RelGAN: 32)")
+    init_std: float = opt(0.0, "LSTM / rmc: every weight and bias (rmc: but its layer norms') drawn from "
+                          "N(0, init_std) (SeqGAN / RelGAN's generators: 0.1); 0 = PyTorch's defaults (embedding "
+                          "N(0, 1), LSTM and head uniform +-1/sqrt(hidden_size))")
     activation: str = opt("gelu", "transformer MLP: GELU (nanoGPT/makemore) or SwiGLU (Llama)",
                           ("gelu", "swiglu"))
     dropout: float = opt(0.0, "dropout on embeddings and residual branches")
     attention_dropout: float = opt(0.0, "dropout on attention probabilities")
 
     def check(self, root: Config) -> list[Check]:
-        attention = self.arch == "transformer" and self.num_heads >= 1
+        attention = self.arch in ("transformer", "rmc") and self.num_heads >= 1
+        recurrent = self.arch in ("lstm", "rmc")
         return [
             (self.arch != "hf" or bool(self.path), "generator.arch=hf needs generator.path=MODEL_DIR (a folder saved "
              "with save_pretrained)"),
@@ -52,17 +56,22 @@ class GeneratorConfig:
             (0 <= self.dropout < 1 and 0 <= self.attention_dropout < 1, "generator dropouts must be in [0, 1)"),
             (self.embedding_size >= 0, "generator.embedding_size must be >= 0 (0 = hidden_size)"),
             (self.init_std >= 0, "generator.init_std must be >= 0 (0 = PyTorch's default initialisation)"),
-            (self.init_std == 0 or self.arch == "lstm", "generator.init_std is an LSTM setting; set it to 0"),
-            (self.embedding_size in (0, self.hidden_size) or self.arch == "lstm",
-             "generator.embedding_size is an LSTM setting (the transformer's embedding is its hidden_size); set it "
-             "to 0"),
+            (self.init_std == 0 or recurrent, "generator.init_std is an LSTM / rmc setting; set it to 0"),
+            (self.mem_slots >= 1, "generator.mem_slots must be at least 1"),
+            (self.mem_slots == 1 or self.arch == "rmc", "generator.mem_slots is an rmc setting; set it to 1"),
+            (not self.tie_word_embeddings or self.arch != "rmc",
+             "generator.tie_word_embeddings: an rmc's output reads its whole memory, not one embedding; set it to "
+             "false"),
+            (self.embedding_size in (0, self.hidden_size) or recurrent,
+             "generator.embedding_size is an LSTM / rmc setting (the transformer's embedding is its hidden_size); "
+             "set it to 0"),
             (not self.tie_word_embeddings or self.embedding_size in (0, self.hidden_size),
              f"generator.tie_word_embeddings needs generator.embedding_size = hidden_size ({self.hidden_size}) or 0; "
              f"got {self.embedding_size}"),
             (not attention or self.hidden_size % self.num_heads == 0,
              f"generator.hidden_size ({self.hidden_size}) must be divisible by generator.num_heads "
              f"({self.num_heads})"),
-            (not attention or (self.hidden_size // self.num_heads) % 2 == 0,
+            (self.arch != "transformer" or (self.hidden_size // self.num_heads) % 2 == 0,
              "generator.hidden_size / generator.num_heads must be even (RoPE rotates pairs of dimensions)"),
         ]
 

@@ -7,12 +7,14 @@ from typing import Any
 from torch import nn
 
 from langan.models.lstm import LSTMLM
+from langan.models.relational_memory import RelationalMemoryLM
 from langan.models.transformer import TransformerLM
 
-GENERATORS: dict[str, type[nn.Module]] = {"transformer": TransformerLM, "lstm": LSTMLM}
+GENERATORS: dict[str, type[nn.Module]] = {"transformer": TransformerLM, "lstm": LSTMLM, "rmc": RelationalMemoryLM}
 _GENERATOR_ARGS = ("hidden_size", "intermediate_size", "num_layers", "num_heads", "rope_theta",
                    "tie_word_embeddings", "activation", "dropout", "attention_dropout", "learned_positions")
-_ONLY = {"lstm": ("embedding_size", "init_std")}  # settings one family has and the others lack
+# settings one family has and the others lack
+_ONLY = {"lstm": ("embedding_size", "init_std"), "rmc": ("embedding_size", "init_std", "mem_slots")}
 
 
 def build_generator(cfg: Any, vocab_size: int, max_length: int, cond_size: int = 0) -> nn.Module:
