@@ -53,7 +53,7 @@ def test_yes_no_on_off_stay_strings_for_string_keys(tmp_path: Path) -> None:
     ("train.steps=abc", "config key 'train.steps': expected int, got 'abc'"),
     ("train.steps=1.5", "config key 'train.steps': expected a whole number, got 1.5"),
     ("generator.arch=lsmt",
-     "config key 'generator.arch': 'lsmt' is not one of transformer, lstm, hf (did you mean 'lstm'?)"),
+     "config key 'generator.arch': 'lsmt' is not one of transformer, lstm, rmc, hf (did you mean 'lstm'?)"),
     ("generator.tie_word_embeddings=3", "config key 'generator.tie_word_embeddings': expected true or false, got 3"),
     ("train", "override 'train' must look like key.sub=value"),
 ])

@@ -71,7 +71,7 @@ class GeneratorConfig:
             (not attention or self.hidden_size % self.num_heads == 0,
              f"generator.hidden_size ({self.hidden_size}) must be divisible by generator.num_heads "
              f"({self.num_heads})"),
-            (self.arch != "transformer" or (self.hidden_size // self.num_heads) % 2 == 0,
+            (not attention or self.arch == "rmc" or (self.hidden_size // self.num_heads) % 2 == 0,
              "generator.hidden_size / generator.num_heads must be even (RoPE rotates pairs of dimensions)"),
         ]
 

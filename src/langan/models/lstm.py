@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from langan.models.token_inputs import TokenInputLM
+
 
 class LSTMState:
     def __init__(self, h: Tensor, c: Tensor):
@@ -19,7 +21,7 @@ class LSTMState:
         return LSTMState(self.h.repeat_interleave(repeats, 1), self.c.repeat_interleave(repeats, 1))
 
 
-class LSTMLM(nn.Module):
+class LSTMLM(TokenInputLM):
     def __init__(self, vocab_size: int, max_length: int, hidden_size: int = 256, num_layers: int = 1,
                  tie_word_embeddings: bool = False, dropout: float = 0.0, cond_size: int = 0, out_size: int = 0,
                  embedding_size: int = 0, init_std: float = 0.0, **_: object):
@@ -44,18 +46,6 @@ class LSTMLM(nn.Module):
         p = self.embed.weight
         shape = (self.lstm.num_layers, batch_size, self.lstm.hidden_size)
         return LSTMState(p.new_zeros(shape), p.new_zeros(shape))
-
-    def embed_tokens(self, tokens: Tensor) -> Tensor:
-        return self.embed(tokens)
-
-    def embed_probs(self, probs: Tensor) -> Tensor:
-        """[B, T, V] relaxed one-hots -> their expected input embedding [B, T, E]."""
-        return probs @ self.embed.weight
-
-    def forward(self, tokens: Tensor, cache: LSTMState | None = None, cond: Tensor | None = None,
-                attention_mask: Tensor | None = None) -> tuple[Tensor, LSTMState]:
-        """tokens [B, T] -> logits [B, T, V]; cond [B, C]."""
-        return self.forward_embeds(self.embed_tokens(tokens), cache, cond)
 
     def forward_embeds(self, x: Tensor, cache: LSTMState | None = None, cond: Tensor | None = None,
                        attention_mask: Tensor | None = None) -> tuple[Tensor, LSTMState]:

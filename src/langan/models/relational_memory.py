@@ -1,5 +1,5 @@
 """Relational memory core language model (Santoro et al. 2018), RelGAN's generator (Nie et al. 2019), with the
-generators' contract: `forward(tokens, cache, cond)`, `forward_embeds`, `new_cache`, `embed_probs`.
+generators' contract (`TokenInputLM`; `new_cache`, its state's `repeat_rows`).
 
 The state is a memory of `mem_slots` rows of width `hidden_size`. At each step the input joins the memory as one
 more row; the rows attend to each other (multi-head self-attention, then an MLP, each residual and layer-normed),
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from langan.models.token_inputs import TokenInputLM
 
 
 class MemoryState:
@@ -38,7 +40,7 @@ class AttendBlock(nn.Module):
         return self.norm_mlp(rows + self.mlp(rows))
 
 
-class RelationalMemoryLM(nn.Module):
+class RelationalMemoryLM(TokenInputLM):
     FORGET_BIAS, INPUT_BIAS = 1.0, 0.0  # Santoro et al.: the memory starts by keeping what it holds
 
     def __init__(self, vocab_size: int, max_length: int, hidden_size: int = 512, num_heads: int = 2,
@@ -67,18 +69,6 @@ class RelationalMemoryLM(nn.Module):
                   ) -> MemoryState:
         """The first memory [B, S, D]; replaced (never written in place) at each step, so gradients flow."""
         return MemoryState(self.initial_memory.expand(batch_size, -1, -1))
-
-    def embed_tokens(self, tokens: Tensor) -> Tensor:
-        return self.embed(tokens)
-
-    def embed_probs(self, probs: Tensor) -> Tensor:
-        """[B, T, V] relaxed one-hots -> their expected input embedding [B, T, E]."""
-        return probs @ self.embed.weight
-
-    def forward(self, tokens: Tensor, cache: MemoryState | None = None, cond: Tensor | None = None,
-                attention_mask: Tensor | None = None) -> tuple[Tensor, MemoryState]:
-        """tokens [B, T] -> logits [B, T, V]; cond [B, C]."""
-        return self.forward_embeds(self.embed_tokens(tokens), cache, cond)
 
     def forward_embeds(self, x: Tensor, cache: MemoryState | None = None, cond: Tensor | None = None,
                        attention_mask: Tensor | None = None) -> tuple[Tensor, MemoryState]:

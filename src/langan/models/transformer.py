@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from langan.models.token_inputs import TokenInputLM
+
 
 class KVCache:
     """Preallocated keys/values of every layer: [num_layers, B, H, T_max, D]; `pos` = positions filled."""
@@ -132,7 +134,7 @@ class Block(nn.Module):
         return x + self.drop(self.mlp(self.norm2(x)))
 
 
-class TransformerLM(nn.Module):
+class TransformerLM(TokenInputLM):
     def __init__(self, vocab_size: int, max_length: int, hidden_size: int = 64, intermediate_size: int = 256,
                  num_layers: int = 4, num_heads: int = 4, rope_theta: float = 10000.0,
                  tie_word_embeddings: bool = False, activation: str = "gelu", dropout: float = 0.0,
@@ -172,20 +174,6 @@ class TransformerLM(nn.Module):
         head_dim = p.shape[1] // self.num_heads
         return KVCache(len(self.blocks), batch_size, self.num_heads, max_tokens or self.max_length + 1,
                        head_dim, p.device, p.dtype)
-
-    def embed_tokens(self, tokens: Tensor) -> Tensor:
-        return self.embed(tokens)
-
-    def embed_probs(self, probs: Tensor) -> Tensor:
-        """[B, T, V] relaxed one-hots -> their expected input embedding [B, T, E]."""
-        return probs @ self.embed.weight
-
-    def forward(self, tokens: Tensor, cache: KVCache | GradKVCache | None = None, cond: Tensor | None = None,
-                attention_mask: Tensor | None = None) -> tuple[Tensor, KVCache | GradKVCache | None]:
-        """tokens [B, T] -> logits [B, T, V] (V = out_size if set).
-
-        cond: [B, C]; attention_mask: [B, T] bool (left padding)."""
-        return self.forward_embeds(self.embed_tokens(tokens), cache, cond, attention_mask)
 
     def forward_embeds(self, x: Tensor, cache: KVCache | GradKVCache | None = None, cond: Tensor | None = None,
                        attention_mask: Tensor | None = None) -> tuple[Tensor, KVCache | GradKVCache | None]:
