@@ -216,6 +216,23 @@ def test_relgan_cnn_gumbel_and_seqgan_cnn_reinforce_runs_train(names_file: Path,
     assert any("reward/mean" in r for r in s.run.read_metrics())
 
 
+def test_relational_memory_generator_trains_under_relgan_and_seqgan_rollouts(names_file: Path, tmp_path: Path
+                                                                             ) -> None:
+    rmc = {"generator.arch": "rmc", "generator.mem_slots": 2, "generator.embedding_size": 8, "train.pretrain_steps": 2,
+           "generator.tie_word_embeddings": False}
+    relgan = load_config(PRESET, gumbel_overrides(names_file, **rmc))
+    rollouts = load_config(PRESET, tiny_overrides(names_file, **(rmc | {"reward.mode": "rollout",
+                                                                        "reward.rollout_num": 2,
+                                                                        "disc.grad_accumulation": 1})))
+    for name, cfg in (("relgan", relgan), ("seqgan", rollouts)):
+        session = new_session(cfg, tmp_path / name, quiet=True)
+        start = {k: v.clone() for k, v in session.algorithm.generator.state_dict().items()}
+        assert session.train() == "finished"
+        end = session.algorithm.generator.state_dict()
+        assert all(not torch.equal(start[k], end[k]) for k in start if "memory" not in k), name
+        assert any("gen/loss" in r for r in session.run.read_metrics()), name
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ({"disc.arch": "cnn"}, r"disc\.arch=cnn gives sequence logits only"),
     ({"disc.arch": "cnn", "disc.output": "sequence", "disc.num_filters": "[3]"}, "same length"),
