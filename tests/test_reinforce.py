@@ -14,7 +14,7 @@ from langan.algorithms import policy_gradient as pg
 from langan.cli import main
 from langan.config import load_config
 from langan.errors import LanganError
-from langan.generation import sample
+from langan.generation import SampleOutput, sample
 from langan.models.discriminator import TransformerDiscriminator
 from langan.runs.checkpoint import step_checkpoints
 from langan.runs.rundir import RunDir
@@ -97,6 +97,47 @@ def test_position_centred_rewards_ignore_a_discriminator_bias() -> None:
     standard = pg.position_normalized(rewards, mask, "standardize")
     torch.testing.assert_close(standard[:, 0].std(correction=0), torch.tensor(1.0), atol=1e-4, rtol=0)
     torch.testing.assert_close(pg.position_normalized(rewards, mask, "none"), rewards)
+
+
+def test_unfinished_penalty_by_hand() -> None:
+    """Every valid position of a sample without EOS loses the penalty; finished samples and padding keep theirs."""
+    returns = torch.tensor([[0.5, 0.2, 0.0], [0.1, -0.3, 0.4]])
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    ended = torch.tensor([True, False])
+    out = pg.penalize_unfinished(returns, ended, mask, 0.5)
+    torch.testing.assert_close(out, torch.tensor([[0.5, 0.2, 0.0], [-0.4, -0.8, -0.1]]))
+    assert pg.penalize_unfinished(returns, ended, mask, 0.0) is returns
+
+
+def test_unfinished_penalty_reaches_the_advantages_after_centering(names_file: Path, tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    """Through gen_update, with the rewards centred per position (which alone would cancel a reward that every
+    row at the last positions shares): the unfinished row's advantages drop by exactly the penalty."""
+    seen = {}
+    for penalty in (0.0, 0.7):
+        s = gan_session(names_file, tmp_path / str(penalty), **{"reward.normalize_rewards": "center",
+                                                               "reward.baseline": "none",
+                                                               "reward.unfinished_penalty": penalty,
+                                                               "train.pretrain_steps": 0})
+        alg = s.algorithm  # same seed: the same discriminator, so the same rewards, in both sessions
+        tokens = torch.tensor([[5, 6, EOS, PAD], [7, 5, 6, 7]])
+        fake = SampleOutput(tokens, torch.zeros(2, 4), torch.tensor([3, 4]), torch.tensor([True, False]))
+        original = alg._gen_loss
+
+        def recording(inputs, toks, advantages, mask, entropy_mult, original=original, penalty=penalty):
+            seen.setdefault(penalty, []).append((toks.clone(), advantages.clone()))
+            return original(inputs, toks, advantages, mask, entropy_mult)
+
+        monkeypatch.setattr(alg, "_gen_loss", recording)
+        alg.gen_update(fake)
+
+    def by_first_token(calls):  # length groups may split and trim the batch: each row's advantages by its row
+        return {int(t[i, 0]): a[i] for t, a in calls for i in range(len(t))}
+
+    base, penalised = by_first_token(seen[0.0]), by_first_token(seen[0.7])
+    torch.testing.assert_close(penalised[5], base[5])  # the finished row
+    assert base[7].abs().sum() > 0
+    torch.testing.assert_close(penalised[7], base[7] - 0.7)
 
 
 @pytest.mark.parametrize("fresh, draws", [(True, 3), (False, 1)])

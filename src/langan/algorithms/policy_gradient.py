@@ -55,6 +55,16 @@ def discounted_returns(rewards: Tensor, mask: Tensor, gamma: float) -> Tensor:
     return ((rewards * mask) @ discount.T) * mask
 
 
+def penalize_unfinished(returns: Tensor, ended: Tensor, mask: Tensor, penalty: float) -> Tensor:
+    """`reward.unfinished_penalty`: `penalty` taken from the return of every generated token of each sample that
+    did not emit EOS ([B] `ended` False), i.e. a final reward of -penalty that is not discounted. Added after
+    the per-position normalisation and the discount, which would otherwise cancel or shrink it: at the last
+    positions the only rows are unfinished ones, so centering there removes any reward they all share."""
+    if not penalty:
+        return returns
+    return returns - penalty * (~ended)[:, None].to(returns.dtype) * mask
+
+
 def _position_mean(values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """Masked mean over the batch at each position: ([L] means, [L] counts)."""
     counts = mask.sum(0)

@@ -140,6 +140,7 @@ class Reinforce(Algorithm):
         raw = self.rewards(tokens, mask)  # [B, L], no gradient
         rewards = pg.position_normalized(raw, mask, rcfg.normalize_rewards)
         returns = rewards if rcfg.mode == "rollout" else pg.discounted_returns(rewards, mask, rcfg.gamma)
+        returns = pg.penalize_unfinished(returns, fake.ended, mask, rcfg.unfinished_penalty)
         entropy_mult = pg.annealed(rcfg.entropy_mult, rcfg.entropy_mult_final, self.step_count - start,
                                    self.total_steps - start, rcfg.entropy_schedule)
         baseline = self.baseline(returns, mask)

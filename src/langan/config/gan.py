@@ -45,6 +45,9 @@ class RewardConfig:
                                 "linear, cosine", ENTROPY_SCHEDULES)
     entropy_mult_final: float = opt(0.0, "entropy_schedule linear/cosine: the entropy weight at the last step")
     kl_mult: float = opt(0.0, "weight of KL(G || pretrained G), both untempered, in the generator loss")
+    unfinished_penalty: float = opt(0.0, "taken from the return of every token of a sample that reaches "
+                                    "data.max_length without EOS (a final reward, not discounted): a sample that "
+                                    "never ends fails whatever D makes of its prefixes, which it rarely sees")
     rollout_num: int = opt(4, "rollout mode: Monte Carlo completions per prefix (SeqGAN: 16)")
     rollout_decay: float = opt(0.8, "rollout mode: the rollout generator follows G by an exponential moving "
                                "average, rollout <- decay * rollout + (1 - decay) * G (SeqGAN: 0.8)")
@@ -64,8 +67,9 @@ class RewardConfig:
              "reward.baseline_decay must be in [0, 1) and reward.rollout_decay in [0, 1]"),
             (self.rollout_num >= 1 and self.rollout_chunk >= 1,
              "reward.rollout_num and reward.rollout_chunk must be >= 1"),
-            (min(self.entropy_mult, self.entropy_mult_final, self.kl_mult) >= 0,
-             "reward.entropy_mult, reward.entropy_mult_final and reward.kl_mult must be >= 0"),
+            (min(self.entropy_mult, self.entropy_mult_final, self.kl_mult, self.unfinished_penalty) >= 0,
+             "reward.entropy_mult, reward.entropy_mult_final, reward.kl_mult and reward.unfinished_penalty must be "
+             ">= 0"),
         ]
 
 
