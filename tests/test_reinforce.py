@@ -408,6 +408,11 @@ def test_bad_gan_config_is_one_line(names_file: Path) -> None:
         load_config(PRESET, gan_overrides(names_file, **{"disc.output": "sequence"}))
     with pytest.raises(LanganError, match=r"reward\.transform"):
         load_config(PRESET, gan_overrides(names_file, **{"reward.transform": "tanh"}))
+    with pytest.raises(LanganError, match=r"reward\.unfinished_penalty needs sampling\.allow_eos"):
+        load_config(PRESET, gan_overrides(names_file, **{"reward.unfinished_penalty": 1.0,
+                                                         "sampling.allow_eos": False}))
+    with pytest.raises(LanganError, match=r"reward\.unfinished_penalty must be >= 0"):
+        load_config(PRESET, gan_overrides(names_file, **{"reward.unfinished_penalty": -1.0}))
 
 
 def test_eval_compares_adversarial_with_pretrained_generator(names_file: Path, tmp_path: Path, capsys) -> None:

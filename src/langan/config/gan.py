@@ -70,6 +70,8 @@ class RewardConfig:
             (min(self.entropy_mult, self.entropy_mult_final, self.kl_mult, self.unfinished_penalty) >= 0,
              "reward.entropy_mult, reward.entropy_mult_final, reward.kl_mult and reward.unfinished_penalty must be "
              ">= 0"),
+            (not self.unfinished_penalty or root.sampling.allow_eos,
+             "reward.unfinished_penalty needs sampling.allow_eos=true (without EOS every sample is unfinished)"),
         ]
 
 
