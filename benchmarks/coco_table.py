@@ -6,8 +6,7 @@
 `train` runs configs/coco-<preset>.yaml for each seed into the seed group runs/coco/coco-<preset>/seed-S
 (`langan train --seeds`). The MLE group is the GANs' pretraining: each GAN seed starts from the MLE run of its
 own seed (train.init_from=the group, train.pretrain_steps=0) instead of repeating the same MLE steps;
---own-pretraining runs each GAN preset as it is. coco-relgan always pretrains itself: its generator is RelGAN's
-relational memory, not coco-mle's LSTM. A finished seed is kept (--overwrite trains it again).
+--own-pretraining runs each GAN preset as it is. A finished seed is kept (--overwrite trains it again).
 Another corpus, one sentence per line: --train FILE --test FILE (nothing in the presets is COCO-specific).
 
 `report` is one `langan compare` over the four groups: every run evaluated with 10,000 samples at temperature 1
@@ -28,7 +27,6 @@ from pathlib import Path
 from langan_cli import REPO, langan, table_parser
 
 PRESETS = ("mle", "relgan", "seqgan", "reinforce")
-OWN_GENERATOR = {"relgan"}  # presets whose generator is not coco-mle's: they pretrain their own
 PUBLISHED = REPO / "benchmarks" / "published" / "coco.csv"
 
 
@@ -39,7 +37,7 @@ def finished(run: Path) -> bool:
 
 def train(args: argparse.Namespace) -> None:
     order = [p for p in PRESETS if p in args.presets]
-    if not args.own_pretraining and set(order) - {"mle"} - OWN_GENERATOR and "mle" not in order:
+    if not args.own_pretraining and set(order) - {"mle"} and "mle" not in order:
         order.insert(0, "mle")  # the GANs start from it; its finished seeds are kept
     data = ([f"data.source={args.train_file}"] if args.train_file else []) + \
            ([f"data.test_source={args.test_file}"] if args.test_file else [])
@@ -50,7 +48,7 @@ def train(args: argparse.Namespace) -> None:
         if not seeds:
             print(f"coco-{preset}: every seed finished before, kept", file=sys.stderr)
             continue
-        extra = [] if preset == "mle" or preset in OWN_GENERATOR or args.own_pretraining else \
+        extra = [] if preset == "mle" or args.own_pretraining else \
             [f"train.init_from={args.runs / 'coco-mle'}", "train.pretrain_steps=0"]
         print(f"coco-{preset}: training seeds {seeds} ...", file=sys.stderr, flush=True)
         langan("train", f"configs/coco-{preset}.yaml", *data, *extra, *args.overrides, "--seeds",

@@ -33,8 +33,6 @@ TINY_GAN = {"train.pretrain_steps": 3, "eval.every_adversarial": 2, "disc.pretra
 def test_coco_preset_runs_on_another_corpus(preset: str, tmp_path: Path) -> None:
     train, test = corpus(tmp_path / "train.txt", 120, 0), corpus(tmp_path / "test.txt", 40, 1)
     extra = TINY | (TINY_GAN if preset != "mle" else {})
-    if preset == "relgan":  # the relational memory's MLP width
-        extra |= {"generator.intermediate_size": 16}
     if preset == "seqgan":
         extra |= {"disc.negatives": 16, "reward.rollout_num": 2, "disc.filter_sizes": "[1,2]",
                   "disc.num_filters": "[4,4]"}
