@@ -112,6 +112,11 @@ def test_schedules() -> None:
     assert lr_end == pytest.approx(0.1) and beta_end == pytest.approx(0.95)
     cfg.schedule = "constant"
     assert schedule_at(cfg, 50, 100) == (1.0, 0.9)
+    # a step before the phase (a GAN update called during pretraining) reads as step 0, without warmup too
+    cfg.warmup_steps = 0
+    assert schedule_at(cfg, -3, 100) == (1.0, 0.9)
+    cfg.schedule = "cosine"
+    assert schedule_at(cfg, -3, 100) == schedule_at(cfg, 0, 100) == (1.0, 0.9)
 
 
 def test_eval_writes_samples_metrics_and_best_checkpoint(tiny_cfg, tmp_path: Path) -> None:

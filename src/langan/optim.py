@@ -37,7 +37,9 @@ def _cosine(progress: float) -> float:
 
 
 def schedule_at(cfg: Any, step: int, total_steps: int) -> tuple[float, float]:
-    """(learning rate, beta1) at 0-based `step` of `total_steps`."""
+    """(learning rate, beta1) at 0-based `step` of `total_steps`; a step before the phase starts (negative: a GAN's
+    update called during its pretraining) reads as its first step."""
+    step = max(step, 0)
     lr, beta1, low = cfg.lr, cfg.betas[0], cfg.lr * cfg.min_lr_ratio
     if cfg.schedule == "onecycle":
         peak = max(int(cfg.pct_start * total_steps), 1)
