@@ -74,6 +74,11 @@ def test_eval_writes_eval_json(trained: Path, capsys) -> None:
     assert saved["n_samples"] == 50 and saved["nll"] > 0 and 0 <= saved["unique"] <= 1
     assert saved["checkpoint"] == "best"  # MLE runs are judged at their best validation NLL by default
     assert main(["eval", str(trained), "--metrics", "bogus"]) == 2
+    # a narrower evaluation replaces eval.json but keeps the earlier one's figures in the history
+    assert main(["eval", str(trained), "--n", "20", "--metrics", "unique"]) == 0
+    assert "nll" not in json.loads((trained / "eval.json").read_text())
+    history = [json.loads(line) for line in (trained / "evals.jsonl").read_text().splitlines()]
+    assert history[-2] == saved and history[-1]["n_samples"] == 20 and "nll" not in history[-1]
 
 
 def test_runs_lists_and_diffs(trained: Path, names_file: Path, capsys) -> None:

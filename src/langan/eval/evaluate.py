@@ -54,7 +54,7 @@ def evaluate_run(run_dir: str, n: int = 1000, temperature: float = 1.0, top_p: f
 def record_evaluation(loaded: LoadedRun, metrics: list[str] | None, settings: dict[str, Any], others: bool = True
                       ) -> dict[str, Any]:
     """evaluate_loaded (with `others`: a GAN's pretrained generator too) plus the settings, checkpoint and test
-    split it was made with, written to eval.json."""
+    split it was made with, written to eval.json and appended to evals.jsonl."""
     coded = loaded.algorithm.codes is not None
     if metrics and "attr_acc" in metrics and not coded:
         raise LanganError(f"attr_acc needs a run with style codes (algorithm=ctrlgen); {loaded.run.path} has none")
@@ -66,6 +66,8 @@ def record_evaluation(loaded: LoadedRun, metrics: list[str] | None, settings: di
                 "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "code": code_version()}
     if dist.is_main():
         atomic_write_text(loaded.run.eval_path, json.dumps(results, indent=2) + "\n")
+        with open(loaded.run.eval_history_path, "a", encoding="utf-8") as history:  # eval.json is replaced
+            history.write(json.dumps(results) + "\n")
     return results
 
 

@@ -1,7 +1,8 @@
 """The run directory `runs/<name>/` and its record (`meta.json`): what ran, with what, and how it ended.
 
 Layout: config.yaml (fully resolved), meta.json, tokenizer.json, metrics.jsonl, TensorBoard events
-(tb/), samples/step-N.txt, checkpoints/step-N/ (+ checkpoints/best/), eval.json.
+(tb/), samples/step-N.txt, checkpoints/step-N/ (+ checkpoints/best/), eval.json (the latest `langan eval`) and
+evals.jsonl (every one, oldest first: a later evaluation with fewer metrics never loses an earlier one's figures).
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class RunDir:
     checkpoints_dir = property(lambda self: self.path / "checkpoints")
     tensorboard_dir = property(lambda self: self.path / "tb")
     eval_path = property(lambda self: self.path / "eval.json")
+    eval_history_path = property(lambda self: self.path / "evals.jsonl")
 
     @property
     def name(self) -> str:
