@@ -99,6 +99,32 @@ def test_position_centred_rewards_ignore_a_discriminator_bias() -> None:
     torch.testing.assert_close(pg.position_normalized(rewards, mask, "none"), rewards)
 
 
+def test_position_prior_by_hand() -> None:
+    """reward.position_prior k: each position's mean becomes (sum + k m) / (n + k), m the mean over every valid
+    position, so a sample alone at a position keeps k / (1 + k) of its difference from m instead of nothing; k = 0
+    is the plain per-position mean; a constant shift of every reward still changes nothing."""
+    rewards = torch.tensor([[0.2, -0.4, 0.9], [0.6, 0.3, 5.0], [-0.1, 0.0, 7.0]])
+    mask = torch.tensor([[True, True, True], [True, True, False], [True, False, False]])
+    m = float(rewards[mask].mean())  # (0.2 + 0.6 - 0.1 - 0.4 + 0.3 + 0.9) / 6 = 0.25
+    assert abs(m - 0.25) < 1e-6
+    centred = pg.position_normalized(rewards, mask, "center", prior=2.0)
+    assert float(pg.position_normalized(rewards, mask, "center")[0, 2]) == 0.0  # alone: cancelled
+    torch.testing.assert_close(centred[0, 2], torch.tensor(2 / 3 * (0.9 - m)))  # alone: k / (1 + k) of r - m
+    torch.testing.assert_close(centred[0, 1], torch.tensor(-0.4 - (-0.1 + 2 * m) / 4))
+    torch.testing.assert_close(pg.position_normalized(rewards + 0.7, mask, "center", prior=2.0), centred)
+    base = pg.Baseline("batch_mean", 3, prior=2.0)(rewards, mask)
+    torch.testing.assert_close(base, (rewards - centred) * mask)  # the same shrunk means
+    torch.testing.assert_close(pg.position_normalized(rewards, mask, "center", prior=0.0),
+                               pg.position_normalized(rewards, mask, "center"))
+
+
+def test_position_prior_config_errors() -> None:
+    with pytest.raises(LanganError, match="position_prior must be >= 0"):
+        load_config(PRESET, ["reward.position_prior=-1"])
+    with pytest.raises(LanganError, match="does nothing"):
+        load_config(PRESET, ["reward.position_prior=8", "reward.normalize_rewards=none", "reward.baseline=ewma"])
+
+
 def test_unfinished_penalty_by_hand() -> None:
     """Every valid position of a sample without EOS loses the penalty; finished samples and padding keep theirs."""
     returns = torch.tensor([[0.5, 0.2, 0.0], [0.1, -0.3, 0.4]])

@@ -65,22 +65,30 @@ def penalize_unfinished(returns: Tensor, ended: Tensor, mask: Tensor, penalty: f
     return returns - penalty * (~ended)[:, None].to(returns.dtype) * mask
 
 
-def _position_mean(values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Masked mean over the batch at each position: ([L] means, [L] counts)."""
+def _position_mean(values: Tensor, mask: Tensor, prior: float = 0.0) -> tuple[Tensor, Tensor]:
+    """Masked mean over the batch at each position: ([L] means, [L] counts). With `prior` k > 0
+    (`reward.position_prior`) each position's mean is shrunk towards the mean over all valid positions m, as if k
+    more samples with value m were alive there: (sum_t + k m) / (n_t + k). Where few samples are still alive (the
+    positions only long samples reach) a lone sample's mean is otherwise its own value, and whatever it is
+    rewarded for there is cancelled."""
     counts = mask.sum(0)
-    return (values * mask).sum(0) / counts.clamp(min=1), counts
+    sums = (values * mask).sum(0)
+    if not prior:
+        return sums / counts.clamp(min=1), counts
+    overall = sums.sum() / counts.sum().clamp(min=1)
+    return (sums + prior * overall) / (counts + prior), counts
 
 
-def position_normalized(rewards: Tensor, mask: Tensor, kind: str) -> Tensor:
+def position_normalized(rewards: Tensor, mask: Tensor, kind: str, prior: float = 0.0) -> Tensor:
     """`reward.normalize_rewards`: none; center: each reward minus the batch's mean reward at its position
-    (over the samples alive there); standardize: also divided by their std there. A discriminator whose
-    outputs are all shifted one way (its bias, which flips from step to step early in training) then no
-    longer pays the generator for longer (bias > 0) or shorter (bias < 0) samples: only the differences
-    between samples at the same position are rewarded."""
+    (over the samples alive there; shrunk towards the mean over all positions by `prior`, `_position_mean`);
+    standardize: also divided by their std there. A discriminator whose outputs are all shifted one way (its
+    bias, which flips from step to step early in training) then no longer pays the generator for longer
+    (bias > 0) or shorter (bias < 0) samples: only the differences between samples are rewarded."""
     if kind == "none":
         return rewards
     maskf = mask.to(rewards.dtype)
-    means, counts = _position_mean(rewards, maskf)
+    means, counts = _position_mean(rewards, maskf, prior)
     centred = (rewards - means) * maskf
     if kind == "center":
         return centred
@@ -95,8 +103,8 @@ class Baseline:
     The ewma state ([L] values and which positions have been seen) is saved with the algorithm.
     """
 
-    def __init__(self, kind: str, length: int, decay: float = 0.9):
-        self.kind, self.decay = kind, decay
+    def __init__(self, kind: str, length: int, decay: float = 0.9, prior: float = 0.0):
+        self.kind, self.decay, self.prior = kind, decay, prior  # prior: batch_mean's shrinkage, _position_mean
         self.value = torch.zeros(length)
         self.seen = torch.zeros(length, dtype=torch.bool)
 
@@ -108,7 +116,7 @@ class Baseline:
         if self.kind == "none":
             return torch.zeros_like(returns)
         if self.kind == "batch_mean":
-            return _position_mean(returns, maskf)[0].expand_as(returns) * maskf
+            return _position_mean(returns, maskf, self.prior)[0].expand_as(returns) * maskf
         if self.kind == "leave_one_out":
             total, counts = (returns * maskf).sum(0), maskf.sum(0)
             others = (total - returns * maskf) / (counts - maskf).clamp(min=1)

@@ -52,7 +52,8 @@ class Reinforce(Algorithm):
         self.disc_opt = build_optimizer(self.disc, cfg.optim.disc)
         self.reference = copy.deepcopy(self.gen).requires_grad_(False).eval()
         self.rollout = copy.deepcopy(self.gen).requires_grad_(False) if cfg.reward.mode == "rollout" else None
-        self.baseline = pg.Baseline(cfg.reward.baseline, data.max_length, cfg.reward.baseline_decay)
+        self.baseline = pg.Baseline(cfg.reward.baseline, data.max_length, cfg.reward.baseline_decay,
+                                    cfg.reward.position_prior)
         self.disc_batches = 0  # discriminator batches accumulated since its last optimiser step
         self.allow_eos = cfg.sampling.allow_eos and data.oracle is None
         self.forbidden = forbidden_mask(data.tokenizer.vocab_size, (UNK,), self.allow_eos, device)
@@ -138,7 +139,7 @@ class Reinforce(Algorithm):
         tokens = fake.tokens  # [B, L]
         mask = pg.valid_mask(fake.lengths, tokens.shape[1])
         raw = self.rewards(tokens, mask)  # [B, L], no gradient
-        rewards = pg.position_normalized(raw, mask, rcfg.normalize_rewards)
+        rewards = pg.position_normalized(raw, mask, rcfg.normalize_rewards, rcfg.position_prior)
         returns = rewards if rcfg.mode == "rollout" else pg.discounted_returns(rewards, mask, rcfg.gamma)
         returns = pg.penalize_unfinished(returns, fake.ended, mask, rcfg.unfinished_penalty)
         entropy_mult = pg.annealed(rcfg.entropy_mult, rcfg.entropy_mult_final, self.step_count - start,

@@ -30,6 +30,10 @@ class RewardConfig:
                                  "batch's mean reward at its position (a bias of D shifted one way no longer "
                                  "pays for longer or shorter samples); standardize: also divided by the std there",
                                  ("none", "center", "standardize"))
+    position_prior: float = opt(0.0, "normalize_rewards=center/standardize and baseline=batch_mean: each "
+                                "position's batch mean is shrunk towards the mean over all positions, as if this "
+                                "many more samples were alive there; without it a sample that alone reaches a "
+                                "position (a long one) has its reward there cancelled by its own mean")
     gamma: float = opt(0.5, "discount of future rewards in the returns (recorded: 0.5; ignored by rollout, "
                        "whose Q-values already are expected final rewards)")
     baseline: str = opt("ewma", "subtracted from returns: none; ewma: moving average of the mean return at each "
@@ -70,6 +74,10 @@ class RewardConfig:
             (min(self.entropy_mult, self.entropy_mult_final, self.kl_mult, self.unfinished_penalty) >= 0,
              "reward.entropy_mult, reward.entropy_mult_final, reward.kl_mult and reward.unfinished_penalty must be "
              ">= 0"),
+            (self.position_prior >= 0, "reward.position_prior must be >= 0"),
+            (not self.position_prior or self.normalize_rewards != "none" or self.baseline == "batch_mean",
+             "reward.position_prior shrinks the per-position means of normalize_rewards=center/standardize and of "
+             "baseline=batch_mean; with neither it does nothing: drop it"),
             (not self.unfinished_penalty or root.sampling.allow_eos,
              "reward.unfinished_penalty needs sampling.allow_eos=true (without EOS every sample is unfinished)"),
         ]
