@@ -11,18 +11,18 @@ invisible in one evaluation's 1,000 samples and plain over 100 logged batches.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-import yaml
+from langan.runs.records import read_config
+from langan.runs.rundir import RunDir
 
 
 def windows(run: Path, size: int) -> list[tuple[int, float, int, float]]:
     """(first step, % unfinished, samples, mean length) per window of `size` steps."""
-    batch = int(yaml.safe_load((run / "config.yaml").read_text())["train"]["batch_size"])
+    record = RunDir(run)
+    batch = int(read_config(record)["train"]["batch_size"])
     groups: dict[int, list[tuple[float, float]]] = {}
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        row = json.loads(line)
+    for row in record.read_metrics():  # skips a line cut by a crash
         if "gen/eos_rate" in row:
             groups.setdefault(row["step"] // size, []).append((row["gen/eos_rate"], row.get("gen/mean_length", 0.0)))
     return [(w * size, 100 * (1 - sum(e for e, _ in v) / len(v)), len(v) * batch, sum(m for _, m in v) / len(v))
