@@ -9,6 +9,7 @@ import yaml
 
 from conftest import REPO, tiny_overrides
 from langan.cli import main
+from langan.runs.rundir import source_fingerprint
 
 PRESET = str(REPO / "configs" / "names-mle.yaml")
 
@@ -29,7 +30,24 @@ def test_run_directory_layout_and_record(trained: Path) -> None:
     assert meta["status"] == "finished" and meta["steps_done"] == 6 and meta["seed"] == 0
     assert "train.steps=6" in meta["command"]
     assert {"torch", "numpy", "tokenizers"} <= set(meta["versions"]) and "git_commit" in meta
+    assert meta["source_sha256"] == source_fingerprint() and len(meta["source_sha256"]) == 16
     assert yaml.safe_load((trained / "config.yaml").read_text())["train"]["steps"] == 6
+
+
+def test_source_fingerprint_follows_the_code_only(tmp_path: Path) -> None:
+    """The code identity behind eval.json reuse: a docs file changes nothing, a changed or renamed module does."""
+    fingerprint = source_fingerprint.__wrapped__  # uncached
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "sub" / "b.py").write_text("y = 2\n")
+    first = fingerprint(tmp_path)
+    (tmp_path / "README.md").write_text("docs")
+    assert fingerprint(tmp_path) == first
+    (tmp_path / "sub" / "b.py").write_text("y = 3\n")
+    changed = fingerprint(tmp_path)
+    assert changed != first
+    (tmp_path / "sub" / "b.py").rename(tmp_path / "sub" / "c.py")
+    assert fingerprint(tmp_path) not in (first, changed)
 
 
 def test_refuses_to_reuse_a_run_directory(trained: Path, names_file: Path, capsys) -> None:

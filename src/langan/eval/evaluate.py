@@ -22,7 +22,7 @@ from langan.eval.nll import nll_per_token
 from langan.eval.samples import draw_samples
 from langan.fileio import atomic_write_text
 from langan.runs.loading import LoadedRun, load_run
-from langan.runs.rundir import git_commit
+from langan.runs.rundir import source_fingerprint
 from langan.tokens import PAD, UNK
 
 # each trains or loads a model: computed only when named with --metrics
@@ -72,8 +72,9 @@ def record_evaluation(loaded: LoadedRun, metrics: list[str] | None, settings: di
 
 
 def code_version() -> str:
-    """langan's version and git commit: an evaluation made by other code is not reused."""
-    return f"{__version__} {git_commit() or ''}".strip()
+    """langan's version and a fingerprint of its source: an evaluation made by other code is not reused, one made
+    before a commit that changed only docs or benchmarks is."""
+    return f"{__version__} {source_fingerprint()}"
 
 
 def recorded_evaluation(loaded: LoadedRun, metrics: list[str], settings: dict[str, Any], others: bool = True

@@ -7,6 +7,8 @@ evals.jsonl (every one, oldest first: a later evaluation with fewer metrics neve
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import math
 import os
@@ -39,6 +41,16 @@ def git_commit() -> str | None:
         return None
 
 
+@functools.cache
+def source_fingerprint(package: Path = Path(__file__).resolve().parents[1]) -> str:
+    """SHA-256 (16 hex digits) of every .py file of the langan package, names and contents: what code ran, with or
+    without git, and unchanged by commits that touch only docs, configs or benchmarks. Cached: read once a process."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def environment() -> dict[str, Any]:
     versions = {"python": platform.python_version()}
     for package in META_VERSIONS:
@@ -48,7 +60,8 @@ def environment() -> dict[str, Any]:
             versions[package] = None
     from langan import __version__
 
-    return {"langan_version": __version__, "git_commit": git_commit(), "versions": versions,
+    return {"langan_version": __version__, "git_commit": git_commit(),
+            "source_sha256": source_fingerprint(), "versions": versions,
             "host": socket.gethostname(), "platform": platform.platform()}
 
 
