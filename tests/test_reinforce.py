@@ -166,22 +166,38 @@ def test_unfinished_penalty_reaches_the_advantages_after_centering(names_file: P
     torch.testing.assert_close(penalised[7], base[7] - 0.7)
 
 
-@pytest.mark.parametrize("fresh, draws", [(True, 3), (False, 1)])
+@pytest.mark.parametrize("fresh, draws", [(True, [16, 32]), (False, [16])])
 def test_disc_fresh_samples_sets_the_draws_per_step(names_file: Path, tmp_path: Path, monkeypatch,
-                                                    fresh: bool, draws: int) -> None:
-    """Three D updates per G update: three draws per adversarial step with fresh samples, one without."""
+                                                    fresh: bool, draws: list[int]) -> None:
+    """Three D updates per G update: the first sees G's samples; with fresh samples the other two see new ones,
+    drawn together in one call of 2 x 16 rows; without, all three see G's."""
     session = gan_session(names_file, tmp_path, **{"train.disc_steps_per_gen_step": 3, "train.pretrain_steps": 0,
-                                                  "train.disc_fresh_samples": fresh})
-    calls = []
-    original = session.algorithm.draw
+                                                  "train.disc_fresh_samples": fresh, "train.batch_size": 16})
+    alg, calls, seen = session.algorithm, [], []
+    original_draw, original_update = alg.draw, alg.disc_update
 
     def counting_draw(n: int, *args, **kwargs):
-        calls.append(n)
-        return original(n, *args, **kwargs)
+        out = original_draw(n, *args, **kwargs)
+        calls.append((n, out.tokens))
+        return out
 
-    monkeypatch.setattr(session.algorithm, "draw", counting_draw)
+    def recording_update(real, fake):
+        seen.append(fake)
+        return original_update(real, fake)
+
+    monkeypatch.setattr(alg, "draw", counting_draw)
+    monkeypatch.setattr(alg, "disc_update", recording_update)
     session.train(stop_after=1)  # one adversarial step (no pretraining)
-    assert len(calls) == draws
+    assert [n for n, _ in calls] == draws and len(seen) == 3
+    assert seen[0] is calls[0][1], "the first D update sees the generator's own samples"
+    if fresh:
+        both = calls[1][1]
+        for fake, rows in zip(seen[1:], (both[:16], both[16:]), strict=True):
+            assert fake.shape[0] == 16 and torch.equal(fake, rows[:, :fake.shape[1]])
+            assert (rows[:, fake.shape[1]:] == PAD).all(), "trimmed to its own longest sample, nothing cut"
+            assert (fake[:, -1] != PAD).any()
+    else:
+        assert all(fake is seen[0] for fake in seen)
 
 
 def test_entropy_weight_schedules_by_hand() -> None:

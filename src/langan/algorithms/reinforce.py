@@ -112,14 +112,27 @@ class Reinforce(Algorithm):
         for _ in range(tcfg.gen_steps_per_disc_step if train_gen else 0):
             fake = self.draw(len(real))
             metrics |= self.gen_update(fake)
-        for k in range(tcfg.disc_steps_per_gen_step):
-            if self.cfg.disc.negatives:
+        if self.cfg.disc.negatives:
+            for _ in range(tcfg.disc_steps_per_gen_step):
                 metrics |= self.disc_round()
-                continue
-            if fake is None or (k > 0 and tcfg.disc_fresh_samples):
-                fake = self.draw(len(real))
-            metrics |= self.disc_update(real, fake.tokens)
+            return metrics
+        fakes = self.disc_fakes(len(real), fake)
+        for k in range(tcfg.disc_steps_per_gen_step):
+            metrics |= self.disc_update(real, fakes[min(k, len(fakes) - 1)])
         return metrics
+
+    def disc_fakes(self, n: int, last: SampleOutput | None) -> list[Tensor]:
+        """The generated batches [n, L_k] of a step's D updates: the generator's last samples first, if any, then
+        fresh ones (train.disc_fresh_samples: one per later update; else the first serves them all). The fresh
+        batches come from one draw of n x (their number) rows: the sampler's cost grows with the token steps
+        more than with the rows (one draw of 256 rows instead of two of 128: 6-13% of a step, benchmarks/README.md)."""
+        fakes = [] if last is None else [last.tokens]
+        wanted = self.cfg.train.disc_steps_per_gen_step if self.cfg.train.disc_fresh_samples else 1
+        if len(fakes) < wanted:
+            drawn = self.draw(n * (wanted - len(fakes)))
+            fakes += [tokens[:, :int(lengths.max())]  # each trimmed to its own longest sample
+                      for tokens, lengths in zip(drawn.tokens.split(n), drawn.lengths.split(n), strict=True)]
+        return fakes
 
     def draw(self, n: int, model: nn.Module | None = None, **kwargs: Any) -> SampleOutput:
         """n samples with the training sampling settings, trimmed to the longest one ([n, L'] with L' <=
