@@ -11,30 +11,15 @@ training, so its samples have realistic lengths) and times, alternately in one p
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
-import torch
-from gan_step_speed import timed
-
-from langan.data.batching import BatchIterator
-from langan.runs.loading import load_run
+from gan_step_speed import load_reinforce, step_benchmark_args, timed
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run")
-    parser.add_argument("--steps", type=int, default=10, help="adversarial steps per timed block")
-    parser.add_argument("--rounds", type=int, default=4, help="blocks per variant, alternating")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    loaded = load_run(args.run, "latest")
+    args = step_benchmark_args(__doc__, steps=10, rounds=4).parse_args()
+    loaded, batches = load_reinforce(args)
     alg, cfg = loaded.algorithm, loaded.cfg
-    if not hasattr(alg, "disc_fakes"):
-        raise SystemExit(f"{args.run} is a '{cfg.algorithm}' run; this benchmark times the REINFORCE GAN's step")
-    torch.manual_seed(0)
-    batches = iter(BatchIterator(loaded.data.train.tokens, cfg.train.batch_size, 0))
     together = alg.disc_fakes
 
     def one_call_each(n: int, last):  # the reference: G's batch, then one draw per later D update

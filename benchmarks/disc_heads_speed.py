@@ -13,34 +13,21 @@ markdown table of medians (ms) and each variant's speed relative to the first.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import statistics
 
-import torch
-from gan_step_speed import timed
+from gan_step_speed import load_reinforce, step_benchmark_args, timed
 
-from langan.data.batching import BatchIterator
 from langan.models.discriminator import build_discriminator
 from langan.optim import build_optimizer
-from langan.runs.loading import load_run
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run")
+    parser = step_benchmark_args(__doc__, steps=10, rounds=3)
     parser.add_argument("--heads", default="8,4,2", help="comma-separated head counts (first: the reference)")
-    parser.add_argument("--steps", type=int, default=10, help="calls per timed block")
-    parser.add_argument("--rounds", type=int, default=3, help="blocks per variant, alternating")
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    loaded = load_run(args.run, "latest")
+    loaded, batches = load_reinforce(args)
     alg, cfg = loaded.algorithm, loaded.cfg
-    if not hasattr(alg, "disc_update"):
-        raise SystemExit(f"{args.run} is a '{cfg.algorithm}' run; this benchmark times the REINFORCE GAN's step")
-    torch.manual_seed(0)
-    batches = iter(BatchIterator(loaded.data.train.tokens, cfg.train.batch_size, 0))
     variants = {}
     for heads in (int(h) for h in args.heads.split(",")):
         disc = build_discriminator(dataclasses.replace(cfg.disc, num_heads=heads), loaded.data.tokenizer.vocab_size,

@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
-from langan.data.batching import BatchIterator
-from langan.runs.loading import load_run
+from langan.data.batching import Batch, BatchIterator
+from langan.runs.loading import LoadedRun, load_run
 
 
 def timed(fn: Callable[[], object], n: int) -> float:
@@ -32,21 +32,31 @@ def timed(fn: Callable[[], object], n: int) -> float:
     return (time.perf_counter() - start) / n * 1000
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def step_benchmark_args(doc: str, steps: int, rounds: int) -> argparse.ArgumentParser:
+    """The arguments every REINFORCE step benchmark takes: RUN, --checkpoint, --steps, --rounds, --threads."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run")
     parser.add_argument("--checkpoint", default="latest", help="best, latest or step-N (default latest)")
-    parser.add_argument("--steps", type=int, default=20, help="adversarial steps per timed block")
-    parser.add_argument("--rounds", type=int, default=3, help="blocks per variant, alternating")
+    parser.add_argument("--steps", type=int, default=steps, help="calls per timed block")
+    parser.add_argument("--rounds", type=int, default=rounds, help="blocks per variant, alternating")
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    return parser
+
+
+def load_reinforce(args: argparse.Namespace) -> tuple[LoadedRun, Iterator[Batch]]:
+    """The run's REINFORCE GAN on args.threads threads, and an endless seeded stream of its training batches."""
     torch.set_num_threads(args.threads)
     loaded = load_run(args.run, args.checkpoint)
-    alg, cfg = loaded.algorithm, loaded.cfg
-    if not hasattr(alg, "group_overhead"):
-        raise SystemExit(f"{args.run} is a '{cfg.algorithm}' run; this benchmark times the REINFORCE GAN's step")
+    if not hasattr(loaded.algorithm, "disc_fakes"):
+        raise SystemExit(f"{args.run} is a '{loaded.cfg.algorithm}' run; this benchmark times the REINFORCE GAN's step")
     torch.manual_seed(0)
-    batches = iter(BatchIterator(loaded.data.train.tokens, cfg.train.batch_size, 0))
+    return loaded, iter(BatchIterator(loaded.data.train.tokens, loaded.cfg.train.batch_size, 0))
+
+
+def main() -> None:
+    args = step_benchmark_args(__doc__, steps=20, rounds=3).parse_args()
+    loaded, batches = load_reinforce(args)
+    alg, cfg = loaded.algorithm, loaded.cfg
     grouped = alg.group_overhead
     times: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
