@@ -124,9 +124,9 @@ class Reinforce(Algorithm):
     def disc_fakes(self, n: int, last: SampleOutput | None) -> list[Tensor]:
         """The generated batches [n, L_k] of a step's D updates: the generator's last samples first, if any, then
         fresh ones (train.disc_fresh_samples: one per later update; else the first serves them all). The fresh
-        batches come from one draw of n x (their number) rows: the sampler's cost grows with the token steps
-        more than with the rows (one draw of 256 rows instead of two of 128: 1.08x per step on the toy grammar's small
-        networks, within noise on names; benchmarks/disc_draws_speed.py)."""
+        batches come from one draw of n x (their number) rows: for small networks the sampler's cost is per token
+        step more than per row (one draw of 256 rows instead of two of 128: 1.08x per step on the toy grammar,
+        within noise on names; benchmarks/disc_draws_speed.py)."""
         fakes = [] if last is None else [last.tokens]
         wanted = self.cfg.train.disc_steps_per_gen_step if self.cfg.train.disc_fresh_samples else 1
         if len(fakes) < wanted:
