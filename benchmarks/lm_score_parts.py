@@ -43,9 +43,8 @@ def parts(lm: torch.nn.Module, rows: Tensor) -> tuple[dict[str, float], Counter]
     index = torch.arange(len(rows))
     eos = nll[index, count - 1]  # [N]: each row's last target is its EOS
     first = nll[count > 1, 0]
-    middle_mask = torch.zeros_like(nll, dtype=torch.bool)
-    positions = torch.arange(nll.shape[1])
-    middle_mask |= (positions[None] > 0) & (positions[None] < (count - 1)[:, None])
+    positions = torch.arange(nll.shape[1])[None]  # [1, T]
+    middle_mask = (positions > 0) & (positions < (count - 1)[:, None])  # [N, T]: after the first, before EOS
     figures = {"overall": float(nll.sum() / count.sum()), "first": float(first.mean()),
                "middle": float(nll[middle_mask].mean()), "eos": float(eos.mean()),
                "letters": float((count - 1).float().mean())}
