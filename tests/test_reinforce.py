@@ -125,6 +125,52 @@ def test_position_prior_config_errors() -> None:
         load_config(PRESET, ["reward.position_prior=8", "reward.normalize_rewards=none", "reward.baseline=ewma"])
 
 
+def test_prefix_differences_by_hand() -> None:
+    """reward.differences: r_t - r_{t-1} (r_{-1} = 0), 0 after EOS; with gamma 1 a token's return telescopes to
+    the verdict on the whole sample minus that on the prefix before the token, so a shift shared by every verdict
+    (D's bias) reaches only the first token's return."""
+    rewards = torch.tensor([[0.2, -0.4, 0.9], [0.6, 0.3, 5.0]])
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    diffs = pg.prefix_differences(rewards, mask)
+    torch.testing.assert_close(diffs, torch.tensor([[0.2, -0.6, 1.3], [0.6, -0.3, 0.0]]))
+    returns = pg.discounted_returns(diffs, mask, 1.0)
+    torch.testing.assert_close(returns, torch.tensor([[0.9, 0.7, 1.3], [0.3, -0.3, 0.0]]))  # r_end - r_{t-1}
+    shifted = pg.discounted_returns(pg.prefix_differences(rewards + 0.5, mask), mask, 1.0)
+    torch.testing.assert_close((shifted - returns)[:, 1:], torch.zeros(2, 2))
+    torch.testing.assert_close((shifted - returns)[:, 0], torch.tensor([0.5, 0.5]))
+
+
+def test_differences_reach_the_advantages(names_file: Path, tmp_path: Path, monkeypatch) -> None:
+    """Through gen_update (no centering, no baseline, gamma 1): each token's advantage is D's transformed verdict
+    on the whole sample minus that on the prefix before the token; without the option, the plain sum."""
+    seen = {}
+    tokens = torch.tensor([[5, 6, EOS, PAD], [7, 5, 6, 7]])
+    fake = SampleOutput(tokens, torch.zeros(2, 4), torch.tensor([3, 4]), torch.tensor([True, True]))
+    for differences in (False, True):
+        s = gan_session(names_file, tmp_path / str(differences), **{
+            "reward.differences": differences, "reward.gamma": 1.0, "reward.normalize_rewards": "none",
+            "reward.baseline": "none", "reward.entropy_mult": 0.0, "train.pretrain_steps": 0})
+        alg = s.algorithm  # same seed: the same discriminator in both sessions
+        original = alg._gen_loss
+
+        def recording(inputs, toks, advantages, mask, entropy_mult, original=original, key=differences):
+            seen.setdefault(key, {}).update({int(t[0]): a for t, a in zip(toks, advantages, strict=True)})
+            return original(inputs, toks, advantages, mask, entropy_mult)
+
+        monkeypatch.setattr(alg, "_gen_loss", recording)
+        mask = pg.valid_mask(fake.lengths, 4)
+        raw = alg.rewards(tokens, mask)  # [2, 4]: the verdicts on each prefix, 0 after EOS
+        alg.gen_update(fake)
+    for row, first in enumerate((5, 7)):
+        n = int(fake.lengths[row])
+        verdicts = raw[row, :n]
+        before = torch.cat([verdicts.new_zeros(1), verdicts[:-1]])
+        torch.testing.assert_close(seen[True][first][:n], verdicts[-1] - before)
+        torch.testing.assert_close(seen[False][first][:n], verdicts.flip(0).cumsum(0).flip(0))
+    with pytest.raises(LanganError, match=r"differences needs reward\.mode=per_step"):
+        load_config(PRESET, ["reward.differences=true", "reward.mode=broadcast", "disc.output=sequence"])
+
+
 def test_unfinished_penalty_by_hand() -> None:
     """Every valid position of a sample without EOS loses the penalty; finished samples and padding keep theirs."""
     returns = torch.tensor([[0.5, 0.2, 0.0], [0.1, -0.3, 0.4]])

@@ -27,6 +27,13 @@ def transform_logits(logits: Tensor, transform: str) -> Tensor:
     raise ValueError(f"unknown reward transform {transform!r}")
 
 
+def prefix_differences(rewards: Tensor, mask: Tensor) -> Tensor:
+    """`reward.differences`: r_t - r_{t-1} on valid positions (r_{-1} = 0); [B, L] -> [B, L]. Summed from t to
+    a sample's end (gamma = 1) they telescope to r_end - r_{t-1}."""
+    previous = F.pad(rewards[:, :-1], (1, 0))
+    return (rewards - previous) * mask
+
+
 def annealed(start: float, end: float, step: int, steps: int, schedule: str) -> float:
     """A weight going from `start` (step 0) to `end` (step steps - 1): constant (start throughout), linear or
     cosine (`reward.entropy_schedule`)."""

@@ -153,7 +153,8 @@ class Reinforce(Algorithm):
         tokens = fake.tokens  # [B, L]
         mask = pg.valid_mask(fake.lengths, tokens.shape[1])
         raw = self.rewards(tokens, mask)  # [B, L], no gradient
-        rewards = pg.position_normalized(raw, mask, rcfg.normalize_rewards, rcfg.position_prior)
+        rewards = pg.prefix_differences(raw, mask) if rcfg.differences else raw
+        rewards = pg.position_normalized(rewards, mask, rcfg.normalize_rewards, rcfg.position_prior)
         returns = rewards if rcfg.mode == "rollout" else pg.discounted_returns(rewards, mask, rcfg.gamma)
         returns = pg.penalize_unfinished(returns, fake.ended, mask, rcfg.unfinished_penalty)
         entropy_mult = pg.annealed(rcfg.entropy_mult, rcfg.entropy_mult_final, self.step_count - start,

@@ -34,6 +34,12 @@ class RewardConfig:
                                 "position's batch mean is shrunk towards the mean over all positions, as if this "
                                 "many more samples were alive there; without it a sample that alone reaches a "
                                 "position (a long one) has its reward there cancelled by its own mean")
+    differences: bool = opt(False, "per_step mode: each token's reward is D's transformed verdict on the prefix "
+                            "it ends minus that on the prefix before it (0 before the first token). A token is "
+                            "then paid for what it changes, not for the prefix it inherits (a baseline that "
+                            "depends only on earlier tokens: no bias); with gamma 1 each token's return is the "
+                            "verdict on the whole sample, EOS included, minus that on the prefix before it, so "
+                            "a bias shared by all of D's outputs cancels")
     gamma: float = opt(0.5, "discount of future rewards in the returns (recorded: 0.5; ignored by rollout, "
                        "whose Q-values already are expected final rewards)")
     baseline: str = opt("ewma", "subtracted from returns: none; ewma: moving average of the mean return at each "
@@ -67,6 +73,8 @@ class RewardConfig:
              "reward.mode=per_step needs disc.output=per_step (a sequence discriminator judges only whole "
              "sequences)"),
             (0 <= self.gamma <= 1, "reward.gamma must be in [0, 1]"),
+            (not self.differences or self.mode == "per_step",
+             "reward.differences needs reward.mode=per_step (it differences D's verdicts on successive prefixes)"),
             (0 <= self.baseline_decay < 1 and 0 <= self.rollout_decay <= 1,
              "reward.baseline_decay must be in [0, 1) and reward.rollout_decay in [0, 1]"),
             (self.rollout_num >= 1 and self.rollout_chunk >= 1,
