@@ -21,20 +21,13 @@ from pathlib import Path
 import torch
 
 from langan.config import load_config
-from langan.data.toy import grammar_report
+from langan.data.toy import SCRATCH_OVERRIDES, grammar_report
 from langan.generation import sample
 from langan.train.session import new_session
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = {"data.source": "toy-grammar", "data.max_length": 12, "data.valid_size": 200, "data.test_size": 200,
-        "generator.hidden_size": 32, "generator.intermediate_size": 64, "generator.num_layers": 2,
-        "generator.num_heads": 2,
-        "disc.hidden_size": 32, "disc.intermediate_size": 64, "disc.num_layers": 2, "disc.num_heads": 2,
-        "train.pretrain_steps": 0, "reward.kl_mult": 0, "train.threads": 1, "train.steps": 400,
-        "eval.every": 50, "eval.num_samples": 200, "eval.metrics": "[]",
-        # the preset's entropy floor (0.05) is sized for the names' spread; on this grammar it keeps ~6% of
-        # samples invalid (0.940 valid with it): the grammar's probes annealed the bonus to 0 (benchmarks/README.md)
-        "reward.entropy_mult_final": 0.0}
+TINY = {**SCRATCH_OVERRIDES, "train.pretrain_steps": 0, "reward.kl_mult": 0, "train.threads": 1,
+        "eval.every": 50, "eval.num_samples": 200}
 
 
 def one_run(preset: str, out: Path, seed: int, overrides: list[str]) -> dict:

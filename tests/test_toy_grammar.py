@@ -12,18 +12,11 @@ import torch
 from conftest import REPO
 from langan.config import load_config
 from langan.data.tokenizers import Tokenizer
-from langan.data.toy import grammar_report, toy_grammar_rows
+from langan.data.toy import SCRATCH_OVERRIDES, grammar_report, toy_grammar_rows
 from langan.generation import sample
 from langan.train.session import new_session
 
-TINY = {"data.source": "toy-grammar", "data.max_length": 12, "data.valid_size": 200, "data.test_size": 200,
-        "generator.hidden_size": 32, "generator.intermediate_size": 64, "generator.num_layers": 2,
-        "generator.num_heads": 2, "disc.hidden_size": 32, "disc.intermediate_size": 64, "disc.num_layers": 2,
-        "disc.num_heads": 2, "train.steps": 400, "train.threads": 2, "eval.every": 400, "eval.num_samples": 4,
-        "eval.metrics": "[]",
-        # the preset's entropy floor (0.05) is sized for the names' spread; on this grammar it keeps ~6% of
-        # samples invalid (0.940 valid with it): the grammar's probes annealed the bonus to 0 (benchmarks/README.md)
-        "reward.entropy_mult_final": 0.0}
+TINY = {**SCRATCH_OVERRIDES, "train.threads": 2, "eval.every": 400, "eval.num_samples": 4}
 
 
 def judged(generator: torch.nn.Module, tokenizer: Tokenizer, max_length: int, n: int = 1000) -> dict[str, float]:

@@ -10,6 +10,15 @@ import re
 
 GRAMMAR = re.compile(r"(?:[abc][xyz]){1,4}")
 NUM_ROWS = 3000
+# A from-scratch preset (configs/names-scratch.yaml) shrunk to the grammar's size, as `langan train` overrides: the
+# settings the test and the benchmark share. The preset's entropy floor (0.05) is sized for the names' spread; on
+# this grammar it keeps ~6% of samples invalid (0.940 valid with it), so the bonus anneals to 0, as in the grammar's
+# probes (benchmarks/README.md).
+SCRATCH_OVERRIDES: dict[str, object] = {
+    "data.source": "toy-grammar", "data.max_length": 12, "data.valid_size": 200, "data.test_size": 200,
+    "generator.hidden_size": 32, "generator.intermediate_size": 64, "generator.num_layers": 2,
+    "generator.num_heads": 2, "disc.hidden_size": 32, "disc.intermediate_size": 64, "disc.num_layers": 2,
+    "disc.num_heads": 2, "train.steps": 400, "eval.metrics": "[]", "reward.entropy_mult_final": 0.0}
 
 
 def toy_grammar_rows(n: int = NUM_ROWS, seed: int = 0) -> list[str]:
