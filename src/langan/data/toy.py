@@ -11,9 +11,9 @@ import re
 GRAMMAR = re.compile(r"(?:[abc][xyz]){1,4}")
 NUM_ROWS = 3000
 # A from-scratch preset (configs/names-scratch.yaml) shrunk to the grammar's size, as `langan train` overrides: the
-# settings the test and the benchmark share. The preset's entropy floor (0.05) is sized for the names' spread; on
-# this grammar it keeps ~6% of samples invalid (0.940 valid with it), so the bonus anneals to 0, as in the grammar's
-# probes (benchmarks/README.md).
+# settings the test and the benchmark share. The preset's entropy floor (reward.entropy_mult_final) is sized for the
+# names' spread; on this grammar a floor of 0.05 kept ~6% of samples invalid (0.940 valid), so the bonus anneals to
+# 0, as in the grammar's probes (benchmarks/README.md).
 SCRATCH_OVERRIDES: dict[str, object] = {
     "data.source": "toy-grammar", "data.max_length": 12, "data.valid_size": 200, "data.test_size": 200,
     "generator.hidden_size": 32, "generator.intermediate_size": 64, "generator.num_layers": 2,
