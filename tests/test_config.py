@@ -132,7 +132,7 @@ def test_eval_metrics_accepts_exactly_evals_sample_metrics() -> None:
     (["algorithm=reinforce", "reward.mode=per_step", "disc.output=sequence"],
      "reward.mode=per_step needs disc.output=per_step"),
     (["algorithm=ctrlgen"], "algorithm=ctrlgen needs data.label_columns"),
-    (["algorithm=reinforce", "optim.gen.ema_decay=0.9"], "optim.gen.ema_decay: weight averaging is implemented"),
+    (["algorithm=gumbel", "optim.gen.ema_decay=0.9"], "optim.gen.ema_decay: weight averaging is implemented"),
     (["optim.disc.ema_decay=0.9"], "optim.disc.ema_decay: weight averaging is implemented"),
     (["eval.metrics=[nll_oracle]"], "eval.metrics: nll_oracle needs data.source=oracle"),
 ])

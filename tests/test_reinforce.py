@@ -475,17 +475,19 @@ def test_generator_exploits_a_frozen_random_discriminator(names_file: Path, tmp_
     assert entropies[-1] < floor, "without the bonus the entropy should have fallen (the test would be vacuous)"
 
 
-def test_adversarial_resume_is_bit_exact(names_file: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra", [[], ["optim.gen.ema_decay=0.9"]])
+def test_adversarial_resume_is_bit_exact(names_file: Path, tmp_path: Path, extra: list[str]) -> None:
     """train 2N == train N + resume N in the adversarial phase: G, D, both optimisers, D's partly
-    accumulated gradients, the ewma baseline and every RNG."""
+    accumulated gradients, the ewma baseline, every RNG and the generator's weight average with its count."""
     args = [PRESET, *gan_overrides(names_file, **{"train.steps": 8, "eval.every": 5, "disc.grad_accumulation": 3,
-                                                  "generator.dropout": 0.1}), "--runs-dir", str(tmp_path), "--quiet"]
+                                                  "generator.dropout": 0.1}), *extra,
+            "--runs-dir", str(tmp_path), "--quiet"]
     assert main(["train", *args, "--name", "straight"]) == 0
     assert main(["train", *args, "--name", "split", "--stop-after", "7"]) == 0  # 5 adversarial: 2 D grads pending
     assert main(["train", "--resume", str(tmp_path / "split"), "--quiet"]) == 0
     from safetensors.torch import load_file
 
-    for net in ("generator", "discriminator", "pretrained"):
+    for net in ("generator", "discriminator", "pretrained", *(["generator_average"] if extra else [])):
         a, b = (load_file(str(step_checkpoints(RunDir(tmp_path / n))[-1] / f"{net}.safetensors"))
                 for n in ("straight", "split"))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), net
@@ -527,6 +529,36 @@ def test_a_gan_from_scratch_has_no_pretrained_generator_to_compare(names_file: P
     assert scratch.algorithm.generators_to_compare() == {}
     gumbel = gan_session(names_file, tmp_path / "c", **{"train.pretrain_steps": 0, "algorithm": "gumbel"})
     assert gumbel.algorithm.generators_to_compare() == {}
+
+
+def test_gan_weight_average_follows_only_the_generator_steps(names_file: Path, tmp_path: Path) -> None:
+    """optim.gen.ema_decay on a GAN: the average moves after every step that changed G (pretraining, adversarial)
+    and not during D-only steps; it is what evaluation samples, while G keeps training from its own weights."""
+    s = gan_session(names_file, tmp_path, **{"optim.gen.ema_decay": 0.5, "disc.pretrain_steps": 2,
+                                             "train.pretrain_steps": 1})
+    algo = s.algorithm
+    assert algo.generator is algo.average.model and algo.generator is not algo.gen
+    assert set(algo.generators_to_compare()) == {"pretrained", "unaveraged"}
+    counts = []
+    for _ in range(5):  # 1 pretraining step, 2 D-only steps, 2 adversarial steps
+        algo.step(next(s.trainer.batches))
+        counts.append(algo.average.updates)
+    assert counts == [1, 1, 1, 2, 3]
+    trained = dict(algo.gen.named_parameters())
+    assert all(not torch.equal(p, trained[n]) for n, p in algo.generator.named_parameters() if "weight" in n)
+    assert algo.state_dict()["average_updates"] == 3
+
+
+def test_eval_reports_a_gan_average_beside_its_unaveraged_weights(names_file: Path, tmp_path: Path,
+                                                                   capsys) -> None:
+    args = [PRESET, *gan_overrides(names_file, **{"train.pretrain_steps": 0, "optim.gen.ema_decay": 0.5}),
+            "--runs-dir", str(tmp_path), "--quiet", "--name", "gan"]
+    assert main(["train", *args]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "gan"), "--n", "50"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split() == ["adversarial", "unaveraged"]
+    results = json.loads((tmp_path / "gan" / "eval.json").read_text())
+    assert results["compare"]["unaveraged"]["nll"] != results["nll"]
 
 
 def test_disc_grad_accumulation_steps_once_per_n_batches(names_file: Path, tmp_path: Path) -> None:

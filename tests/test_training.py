@@ -179,7 +179,7 @@ def test_weight_average_is_what_gets_evaluated(tiny_cfg, tmp_path: Path) -> None
 
 def test_weight_average_only_where_implemented() -> None:
     with pytest.raises(Exception, match="ema_decay"):
-        load_config(PRESET, ["algorithm=reinforce", "optim.gen.ema_decay=0.99"])
+        load_config(PRESET, ["algorithm=ctrlgen", "data.label_columns=[g]", "optim.gen.ema_decay=0.99"])
     with pytest.raises(Exception, match="ema_decay"):
         load_config(PRESET, ["optim.gen.ema_decay=1.0"])
 

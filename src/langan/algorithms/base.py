@@ -15,7 +15,7 @@ from langan.config import Config
 from langan.data.batching import Batch
 from langan.data.dataset import DataBundle, Split
 from langan.errors import LanganError
-from langan.optim import clip_gradients, sync_gradients
+from langan.optim import WeightAverage, clip_gradients, sync_gradients
 
 
 class Algorithm:
@@ -42,11 +42,34 @@ class Algorithm:
         self.consecutive_skips: dict[str, int] = {}  # per network, reset by a good step
 
     gen: nn.Module  # the generator an algorithm trains (built by each algorithm)
+    average: WeightAverage | None = None  # optim.gen.ema_decay > 0: an average of gen's weights (keep_average)
 
     @property
     def generator(self) -> nn.Module:
-        """The network evaluated and sampled (MLE: its weight average when it keeps one)."""
-        return self.gen
+        """The network evaluated and sampled: the weight average of `gen` when the algorithm keeps one."""
+        return self.average.model if self.average else self.gen
+
+    def keep_average(self) -> None:
+        """Start the weight average of `gen` that optim.gen.ema_decay asks for (call once `gen` is built); the
+        algorithm calls `self.average.update()` after each step that changed `gen`."""
+        decay = self.cfg.optim.gen.ema_decay
+        self.average = WeightAverage(self.gen, decay) if decay > 0 else None
+
+    def average_networks(self) -> dict[str, nn.Module]:
+        """`networks()`' entry for the weight average, if any: it is saved and restored with the weights."""
+        return {"generator_average": self.average.model} if self.average else {}
+
+    def average_state(self) -> dict[str, Any]:
+        return {"average_updates": self.average.updates} if self.average else {}
+
+    def load_average_state(self, state: dict[str, Any]) -> None:
+        if self.average:
+            self.average.updates = int(state["average_updates"])
+
+    def unaveraged_to_compare(self) -> dict[str, nn.Module]:
+        """A GAN's trained weights themselves, beside their average (the generator evaluated), for `langan eval`:
+        what the averaging changed, on the same run."""
+        return {"unaveraged": self.gen} if self.average else {}
 
     def networks(self) -> dict[str, nn.Module]:
         raise NotImplementedError

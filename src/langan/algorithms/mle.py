@@ -13,7 +13,7 @@ from langan.data.batching import Batch
 from langan.data.dataset import DataBundle
 from langan.losses import token_nll_sum
 from langan.models import build_generator
-from langan.optim import WeightAverage, apply_schedule, build_optimizer
+from langan.optim import apply_schedule, build_optimizer
 from langan.tokens import PAD
 
 
@@ -28,16 +28,10 @@ class MLE(Algorithm):
         super().__init__(cfg, data, device, total_steps)
         self.gen = build_generator(cfg.generator, data.tokenizer.vocab_size, data.max_length).to(device)
         self.opt = build_optimizer(self.gen, cfg.optim.gen)
-        decay = cfg.optim.gen.ema_decay
-        self.average = WeightAverage(self.gen, decay) if decay > 0 else None
-
-    @property
-    def generator(self) -> nn.Module:
-        """The network evaluated and sampled: the weight average when optim.gen.ema_decay > 0."""
-        return self.average.model if self.average else self.gen
+        self.keep_average()
 
     def networks(self) -> dict[str, nn.Module]:
-        return {"generator": self.gen} | ({"generator_average": self.average.model} if self.average else {})
+        return {"generator": self.gen} | self.average_networks()
 
     def step(self, batch: Batch) -> dict[str, Tensor | float]:
         metrics = mle_update(self, self.gen, self.opt, self.cfg.optim.gen, batch, self.step_count, self.total_steps)
@@ -47,15 +41,13 @@ class MLE(Algorithm):
         return metrics
 
     def state_dict(self) -> dict[str, Any]:
-        average = {"average_updates": self.average.updates} if self.average else {}
-        return {"step_count": self.step_count, "gen_optimizer": self.opt.state_dict(), **average,
+        return {"step_count": self.step_count, "gen_optimizer": self.opt.state_dict(), **self.average_state(),
                 **self.guard_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step_count = int(state["step_count"])
         self.opt.load_state_dict(state["gen_optimizer"])
-        if self.average:
-            self.average.updates = int(state["average_updates"])
+        self.load_average_state(state)
         self.load_guard_state(state)
 
 

@@ -57,6 +57,7 @@ class Reinforce(Algorithm):
         self.disc_batches = 0  # discriminator batches accumulated since its last optimiser step
         self.allow_eos = cfg.sampling.allow_eos and data.oracle is None
         self.forbidden = forbidden_mask(data.tokenizer.vocab_size, (UNK,), self.allow_eos, device)
+        self.keep_average()  # optim.gen.ema_decay: evaluated and sampled instead of gen, which keeps training
 
     # The fixed cost of one pass in units of one position's compute (about its parameter count in multiply-adds): a
     # pass over samples of which one ran to max_length costs that width for every row, so rows are grouped by length
@@ -81,10 +82,10 @@ class Reinforce(Algorithm):
 
     def networks(self) -> dict[str, nn.Module]:
         nets = {"generator": self.gen, "discriminator": self.disc, "pretrained": self.reference}
-        return nets | ({"rollout": self.rollout} if self.rollout is not None else {})
+        return nets | ({"rollout": self.rollout} if self.rollout is not None else {}) | self.average_networks()
 
     def generators_to_compare(self) -> dict[str, nn.Module]:
-        return self.pretrained_to_compare(self.reference)
+        return self.pretrained_to_compare(self.reference) | self.unaveraged_to_compare()
 
     # ------------------------------------------------------------------ the phases
 
@@ -97,6 +98,8 @@ class Reinforce(Algorithm):
             metrics["train/phase"] = 0
         else:
             metrics = self.adversarial_step(batch, train_gen=s >= pre + disc_pre)
+        if self.average and (s < pre or s >= pre + disc_pre):  # the steps that changed G
+            self.average.update()
         self.step_count += 1
         return metrics
 
@@ -350,7 +353,8 @@ class Reinforce(Algorithm):
         pending = self._pending_disc_grads()
         return {"step_count": self.step_count, "gen_optimizer": self.opt.state_dict(), **self.guard_state(),
             "pretrain_optimizer": self.pre_opt.state_dict(), "disc_optimizer": self.disc_opt.state_dict(),
-            "baseline": self.baseline.state_dict(), "disc_batches": self.disc_batches, "disc_grads": pending}
+            "baseline": self.baseline.state_dict(), "disc_batches": self.disc_batches, "disc_grads": pending,
+            **self.average_state()}
 
     def local_state(self) -> dict[str, Any]:
         """Each rank's baseline follows its own samples' returns, and accumulates its own D gradients."""
@@ -380,3 +384,4 @@ class Reinforce(Algorithm):
         self.baseline.load_state_dict(state["baseline"])
         self.disc_batches = int(state["disc_batches"])
         self._set_disc_grads(state["disc_grads"])
+        self.load_average_state(state)

@@ -11,6 +11,8 @@ from langan.config.fields import Check, opt
 if TYPE_CHECKING:
     from langan.config import Config
 
+AVERAGED_ALGORITHMS = ("mle", "reinforce")  # those that keep optim.gen.ema_decay's weight average
+
 
 @dataclass
 class OptimConfig:
@@ -27,7 +29,8 @@ class OptimConfig:
     cycle_beta1: list[float] = opt([0.95, 0.85], "onecycle: beta1 goes from the first to the second value "
                                    "while lr rises, and back while it falls (Smith 2018)")
     ema_decay: float = opt(0.0, "keep an exponential moving average of the weights with this decay (e.g. 0.998) "
-                           "and evaluate, sample and checkpoint-select with it (0 = off; algorithm=mle)")
+                           "and evaluate, sample and checkpoint-select with it; the trained weights keep "
+                           "training (0 = off; algorithm=mle or reinforce)")
 
     def check(self, root: Config, name: str) -> list[Check]:
         """The checks of `optim.<name>` (gen, pretrain or disc)."""
@@ -43,9 +46,9 @@ class OptimConfig:
             (self.grad_accumulation >= 1, f"optim.{name}.grad_accumulation must be at least 1"),
             (self.lr > 0, f"optim.{name}.lr must be positive"),
             (0 <= self.ema_decay < 1, f"optim.{name}.ema_decay must be in [0, 1)"),
-            (self.ema_decay == 0 or (name == "gen" and root.algorithm == "mle"),
-             f"optim.{name}.ema_decay: weight averaging is implemented for optim.gen with algorithm=mle only; "
-             f"set it to 0"),
+            (self.ema_decay == 0 or (name == "gen" and root.algorithm in AVERAGED_ALGORITHMS),
+             f"optim.{name}.ema_decay: weight averaging is implemented for optim.gen with algorithm="
+             f"{' or '.join(AVERAGED_ALGORITHMS)} only; set it to 0"),
         ]
 
 
