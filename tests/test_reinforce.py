@@ -627,8 +627,11 @@ def test_a_gan_can_start_from_an_mle_run(names_file: Path, tmp_path: Path) -> No
     mle = new_session(mle_cfg, tmp_path / "mle", quiet=True)
     mle.train()
     trained = {k: v.clone() for k, v in mle.algorithm.generator.state_dict().items()}
-    s = gan_session(names_file, tmp_path, **{"train.init_from": tmp_path / "mle", "train.pretrain_steps": 0})
+    s = gan_session(names_file, tmp_path, **{"train.init_from": tmp_path / "mle", "train.pretrain_steps": 0,
+                                             "optim.gen.ema_decay": 0.9})
     assert all(torch.equal(v, trained[k]) for k, v in s.algorithm.gen.state_dict().items())
+    # a weight average starts from the loaded weights, not from the random ones they replaced
+    assert all(torch.equal(v, trained[k]) for k, v in s.algorithm.generator.state_dict().items())
     assert s.run.read_meta()["init_from"].startswith(str(tmp_path / "mle"))
     s.algorithm.step(next(s.trainer.batches))  # step 0 = end of pretraining: the pretrained copy is the MLE run's
     assert all(torch.equal(v, trained[k]) for k, v in s.algorithm.reference.state_dict().items())

@@ -129,6 +129,12 @@ class WeightAverage:
         self._averaged, self._trained = float_tensors(self.model), float_tensors(model)
 
     @torch.no_grad()
+    def restart(self) -> None:
+        """The average set to the trained weights (after they were loaded from elsewhere, train.init_from)."""
+        for averaged, trained in zip(self._averaged, self._trained, strict=True):
+            averaged.copy_(trained)
+
+    @torch.no_grad()
     def update(self) -> None:
         """Call after each optimiser step of the trained network."""
         self.updates += 1

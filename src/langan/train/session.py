@@ -177,6 +177,8 @@ def new_session(cfg: Config, run_dir: str | Path, overwrite: bool = False, argv:
     algorithm = build_algorithm(cfg, data, device, steps)  # before the run directory: a failure leaves none
     init = copy_generator_from(cfg.train.init_from, algorithm.gen, data, cfg.train.init_checkpoint, cfg.train.seed) \
         if cfg.train.init_from else None
+    if init is not None and algorithm.average is not None:
+        algorithm.average.restart()  # averaged from the loaded weights, not from the random ones they replaced
     compile_networks(cfg, algorithm)
     seed_rank(cfg.train.seed)
 
