@@ -93,12 +93,13 @@ class Reinforce(Algorithm):
         s, pre, disc_pre = self.step_count, self.cfg.train.pretrain_steps, self.cfg.disc.pretrain_steps
         if s == pre:
             self._finish_pretraining()
+        train_gen = s >= pre + disc_pre  # after D's own warm-up steps
         if s < pre:
             metrics = mle_update(self, self.gen, self.pre_opt, self.cfg.optim.pretrain, batch, s, pre)
             metrics["train/phase"] = 0
         else:
-            metrics = self.adversarial_step(batch, train_gen=s >= pre + disc_pre)
-        if self.average and (s < pre or s >= pre + disc_pre):  # the steps that changed G
+            metrics = self.adversarial_step(batch, train_gen)
+        if self.average and (s < pre or train_gen):  # the steps that changed G
             self.average.update()
         self.step_count += 1
         return metrics
